@@ -1,0 +1,43 @@
+// defines: dae::Config (every option with its default), dae::parse_config, dae::describe_config
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dae {
+
+// The whole configuration of a run. Defaults live here and nowhere else; `--help` prints them.
+struct Config {
+  std::string config_file;               // INI file the options were read from ("" if none)
+  std::string data;                      // HDF5 data file made by dae_prepare (required)
+  std::string run_dir = "runs/default";  // logs, summary.json, checkpoints, evaluation
+  long steps = 10000;                    // optimizer steps
+  long batch_size = 50;                  // images per rank per step
+  double lr = 0.01;                      // Adam learning rate
+  double noise = 0.3;                    // training noise coefficient c: x + c * N(0, 1)
+  long seed = 1234;                      // seeds initial weights, data order and noise
+  long log_every = 100;                  // steps between progress lines
+  long threads = 0;                      // LibTorch intra-op threads per rank; 0: cores / ranks
+  // The seed's ReLU output can die (all outputs 0, loss stuck at mean(x^2)) under Adam at lr 0.01;
+  // a linear output trains reliably, so it is the default and configs/seed.ini asks for relu.
+  std::string output_activation = "none";  // relu (the seed's) | sigmoid | none
+  std::vector<double> eval_noise = {0.0, 0.3, 0.5, 0.7, 0.9, 1.0};  // test-set noise sweep
+  long eval_batch = 500;                 // test images per forward pass during evaluation
+};
+
+// Thrown for --help: the caller prints `text` and exits 0.
+struct HelpRequested {
+  std::string text;
+};
+
+// Reads `--config FILE` (INI, `key = value`, no sections) and the command line; the command
+// line wins. Validates every value once. Throws dae::Error with one line naming the option and
+// the problem, or HelpRequested.
+Config parse_config(int argc, const char* const* argv);
+
+// The effective configuration as an aligned two-column table (rank 0 prints it at start and
+// checkpoints store it).
+std::string describe_config(const Config& config);
+
+}  // namespace dae

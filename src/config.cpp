@@ -1,0 +1,148 @@
+#include "dae/config.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "dae/error.hpp"
+
+namespace dae {
+
+namespace po = boost::program_options;
+
+namespace {
+
+std::vector<double> parse_noise_list(const std::string& text) {
+  std::string spaced = text;
+  for (char& c : spaced)
+    if (c == ',') c = ' ';
+  std::istringstream in(spaced);
+  std::vector<double> levels;
+  std::string token;
+  while (in >> token) {
+    std::size_t used = 0;
+    double level = 0;
+    try {
+      level = std::stod(token, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != token.size())
+      throw Error("config: eval-noise: '" + token + "' is not a number");
+    if (level < 0) throw Error("config: eval-noise: levels must be >= 0 (got " + token + ")");
+    levels.push_back(level);
+  }
+  if (levels.empty()) throw Error("config: eval-noise: needs at least one noise level");
+  return levels;
+}
+
+std::string join(const std::vector<double>& values) {
+  std::ostringstream out;
+  for (std::size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+  return out.str();
+}
+
+po::options_description describe_options(Config& config, std::string& eval_noise) {
+  const Config defaults;
+  po::options_description options("dae_dist options (INI keys are the same names without --)");
+  options.add_options()
+      ("help", "print this help and exit")
+      ("config", po::value(&config.config_file), "INI file of options; the command line wins")
+      ("data", po::value(&config.data), "HDF5 data file made by dae_prepare (required)")
+      ("run-dir", po::value(&config.run_dir)->default_value(defaults.run_dir),
+       "directory for logs, summary.json, checkpoints and evaluation")
+      ("steps", po::value(&config.steps)->default_value(defaults.steps), "optimizer steps")
+      ("batch-size", po::value(&config.batch_size)->default_value(defaults.batch_size),
+       "images per rank per step")
+      ("lr", po::value(&config.lr)->default_value(defaults.lr), "Adam learning rate")
+      ("noise", po::value(&config.noise)->default_value(defaults.noise),
+       "training noise coefficient c in x + c*N(0,1)")
+      ("seed", po::value(&config.seed)->default_value(defaults.seed),
+       "seed of initial weights, data order and noise")
+      ("log-every", po::value(&config.log_every)->default_value(defaults.log_every),
+       "steps between progress lines")
+      ("threads", po::value(&config.threads)->default_value(defaults.threads),
+       "intra-op threads per rank; 0 = cores on the node / ranks on the node")
+      ("output-activation",
+       po::value(&config.output_activation)->default_value(defaults.output_activation),
+       "last layer's activation: relu (the seed's) | sigmoid | none")
+      ("eval-noise", po::value(&eval_noise)->default_value(join(defaults.eval_noise)),
+       "comma-separated test noise levels for the final evaluation")
+      ("eval-batch", po::value(&config.eval_batch)->default_value(defaults.eval_batch),
+       "test images per forward pass during evaluation");
+  return options;
+}
+
+void validate(const Config& config) {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw Error("config: " + message);
+  };
+  require(!config.data.empty(), "data: missing (give --data FILE or data = FILE in the config)");
+  require(!config.run_dir.empty(), "run-dir: must not be empty");
+  require(config.steps > 0, "steps: must be > 0 (got " + std::to_string(config.steps) + ")");
+  require(config.batch_size > 0,
+          "batch-size: must be > 0 (got " + std::to_string(config.batch_size) + ")");
+  require(config.lr > 0, "lr: must be > 0");
+  require(config.noise >= 0, "noise: must be >= 0");
+  require(config.log_every > 0, "log-every: must be > 0");
+  require(config.threads >= 0, "threads: must be >= 0 (0 picks cores / ranks)");
+  require(config.eval_batch > 0, "eval-batch: must be > 0");
+  const auto& activation = config.output_activation;
+  require(activation == "relu" || activation == "sigmoid" || activation == "none",
+          "output-activation: '" + activation + "' is not one of relu, sigmoid, none");
+}
+
+}  // namespace
+
+Config parse_config(int argc, const char* const* argv) {
+  Config config;
+  std::string eval_noise;
+  const po::options_description options = describe_options(config, eval_noise);
+  try {
+    po::variables_map values;
+    // Stored first, so the command line wins over the file for every key.
+    po::store(po::parse_command_line(argc, argv, options), values);
+    if (values.count("help")) {
+      std::ostringstream text;
+      text << options;
+      throw HelpRequested{text.str()};
+    }
+    if (values.count("config")) {
+      const std::string path = values["config"].as<std::string>();
+      std::ifstream file(path);
+      if (!file) throw Error("config: " + path + ": cannot open");
+      po::store(po::parse_config_file(file, options), values);
+    }
+    po::notify(values);
+  } catch (const po::error& error) {
+    throw Error(std::string("config: ") + error.what());
+  }
+  config.eval_noise = parse_noise_list(eval_noise);
+  validate(config);
+  return config;
+}
+
+std::string describe_config(const Config& config) {
+  std::ostringstream out;
+  auto row = [&out](const std::string& key, const auto& value) {
+    out << "  " << std::left << std::setw(18) << key << " " << value << "\n";
+  };
+  row("config", config.config_file.empty() ? "(none)" : config.config_file);
+  row("data", config.data);
+  row("run-dir", config.run_dir);
+  row("steps", config.steps);
+  row("batch-size", config.batch_size);
+  row("lr", config.lr);
+  row("noise", config.noise);
+  row("seed", config.seed);
+  row("log-every", config.log_every);
+  row("threads", config.threads);
+  row("output-activation", config.output_activation);
+  row("eval-noise", join(config.eval_noise));
+  row("eval-batch", config.eval_batch);
+  return out.str();
+}
+
+}  // namespace dae

@@ -1,0 +1,141 @@
+#include "dae/dataset.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "dae/error.hpp"
+#include "dae/h5.hpp"
+
+namespace dae {
+
+namespace {
+
+constexpr std::uint64_t kChunkRows = 1000;
+
+void write_split(H5File& file, const std::string& split, const MnistSplit& data) {
+  const H5Storage storage{kChunkRows, 4, false};
+  file.write<std::uint8_t>("/" + split + "/images", {data.count, kImageSide, kImageSide},
+                           data.images.data(), storage);
+  file.write<std::uint8_t>("/" + split + "/labels", {data.count}, data.labels.data(), storage);
+}
+
+}  // namespace
+
+void write_data_file(const std::string& path, const MnistSplit& train, const MnistSplit& test,
+                     const std::string& source) {
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  try {
+    H5File file = H5File::create(temporary);
+    write_split(file, "train", train);
+    write_split(file, "test", test);
+    file.write_attribute("/", "source", source);
+    file.write_attribute("/", "format_version", kDataFormatVersion);
+    file.flush();
+    file.close();
+    std::filesystem::rename(temporary, path);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
+}
+
+std::pair<std::uint64_t, std::uint64_t> shard_range(std::uint64_t total, int rank, int world) {
+  const auto ranks = static_cast<std::uint64_t>(world);
+  const auto r = static_cast<std::uint64_t>(rank);
+  const std::uint64_t base = total / ranks, extra = total % ranks;
+  // The first `extra` ranks take one row more.
+  const std::uint64_t first = r * base + std::min(r, extra);
+  return {first, base + (r < extra ? 1 : 0)};
+}
+
+std::uint64_t count_rows(const std::string& path, const std::string& split) {
+  const H5File file = H5File::open_read_only(path);
+  if (!file.has("/" + split + "/images") || !file.has("/" + split + "/labels"))
+    throw Error(path + ": /" + split + "/images or /" + split +
+                "/labels missing (not a data file made by dae_prepare)");
+  const auto image_dims = file.dims("/" + split + "/images");
+  const auto label_dims = file.dims("/" + split + "/labels");
+  if (image_dims.size() != 3 || image_dims[1] != kImageSide || image_dims[2] != kImageSide)
+    throw Error(path + ": /" + split + "/images: expected shape [N, 28, 28]");
+  if (label_dims.size() != 1 || label_dims[0] != image_dims[0])
+    throw Error(path + ": /" + split + "/labels: expected " + std::to_string(image_dims[0]) +
+                " labels");
+  return image_dims[0];
+}
+
+Shard Shard::read(const std::string& path, const std::string& split, std::uint64_t first,
+                  std::uint64_t count) {
+  Shard shard;
+  shard.split = split;
+  shard.total_rows = count_rows(path, split);
+  shard.first_row = first;
+  const H5File file = H5File::open_read_only(path);
+  shard.images = torch::empty({static_cast<std::int64_t>(count), kImageSide, kImageSide},
+                              torch::kUInt8);
+  shard.labels = torch::empty({static_cast<std::int64_t>(count)}, torch::kUInt8);
+  file.read_rows("/" + split + "/images", first, count, shard.images.data_ptr<std::uint8_t>());
+  file.read_rows("/" + split + "/labels", first, count, shard.labels.data_ptr<std::uint8_t>());
+  return shard;
+}
+
+Shard Shard::read_for_rank(const std::string& path, const std::string& split, int rank,
+                           int world) {
+  const std::uint64_t total = count_rows(path, split);
+  if (total < static_cast<std::uint64_t>(world))
+    throw Error(path + ": /" + split + " has " + std::to_string(total) +
+                " rows, fewer than the " + std::to_string(world) + " ranks");
+  const auto [first, count] = shard_range(total, rank, world);
+  return read(path, split, first, count);
+}
+
+std::uint64_t mix_seed(std::initializer_list<std::uint64_t> parts) {
+  std::uint64_t state = 0x9E3779B97F4A7C15ull;
+  for (std::uint64_t part : parts) {
+    state ^= part + 0x9E3779B97F4A7C15ull + (state << 6) + (state >> 2);
+    state = (state ^ (state >> 30)) * 0xBF58476D1CE4E5B9ull;
+    state = (state ^ (state >> 27)) * 0x94D049BB133111EBull;
+    state ^= state >> 31;
+  }
+  return state;
+}
+
+BatchOrder::BatchOrder(std::int64_t rows, std::uint64_t seed, int rank)
+    : rows_(rows), seed_(seed), rank_(rank) {
+  DAE_CHECK(rows > 0, "BatchOrder: a shard needs at least one row");
+}
+
+void BatchOrder::shuffle_for(std::int64_t epoch) {
+  order_.resize(static_cast<std::size_t>(rows_));
+  std::iota(order_.begin(), order_.end(), 0);
+  // std::shuffle's algorithm is implementation-defined; a hand-written Fisher-Yates over
+  // mt19937_64 (whose output the standard fixes) keeps orders identical across toolchains.
+  std::mt19937_64 engine(mix_seed({seed_, static_cast<std::uint64_t>(rank_),
+                                   static_cast<std::uint64_t>(epoch), 0xBA7C4ull}));
+  for (std::size_t i = order_.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(engine() % i);
+    std::swap(order_[i - 1], order_[j]);
+  }
+  order_epoch_ = epoch;
+}
+
+torch::Tensor BatchOrder::next(std::int64_t batch, BatchCursor& cursor) {
+  torch::Tensor indices = torch::empty({batch}, torch::kInt64);
+  auto* out = indices.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < batch; ++i) {
+    if (cursor.position == rows_) {
+      ++cursor.epoch;
+      cursor.position = 0;
+    }
+    if (order_epoch_ != cursor.epoch) shuffle_for(cursor.epoch);
+    out[i] = order_[static_cast<std::size_t>(cursor.position++)];
+  }
+  return indices;
+}
+
+}  // namespace dae

@@ -1,0 +1,242 @@
+#include "dae/h5.hpp"
+
+#include <numeric>
+
+#include "dae/error.hpp"
+
+namespace dae {
+
+namespace {
+
+// HDF5 prints its error stack to stderr by default; we report one line of our own instead.
+void silence_hdf5_error_stack() {
+  static const bool silenced = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)silenced;
+}
+
+std::uint64_t product(const std::vector<std::uint64_t>& dims) {
+  return std::accumulate(dims.begin(), dims.end(), std::uint64_t{1},
+                         [](std::uint64_t a, std::uint64_t b) { return a * b; });
+}
+
+H5Handle space_of(const std::vector<std::uint64_t>& dims) {
+  std::vector<hsize_t> h5_dims(dims.begin(), dims.end());
+  return H5Handle(H5Screate_simple(static_cast<int>(h5_dims.size()), h5_dims.data(), nullptr),
+                  H5Sclose);
+}
+
+}  // namespace
+
+H5Handle& H5Handle::operator=(H5Handle&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    closer_ = other.closer_;
+    other.id_ = -1;
+  }
+  return *this;
+}
+
+void H5Handle::reset() {
+  if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+  id_ = -1;
+}
+
+H5File H5File::open_read_only(const std::string& path) {
+  silence_hdf5_error_stack();
+  // H5Fis_hdf5 tells "not an HDF5 file" apart from "cannot open" for a clearer message.
+  if (H5Fis_hdf5(path.c_str()) <= 0) {
+    FILE* probe = std::fopen(path.c_str(), "rb");
+    if (probe == nullptr) throw Error(path + ": cannot open (no such file or not readable)");
+    std::fclose(probe);
+    throw Error(path + ": not an HDF5 file (or truncated)");
+  }
+  H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) throw Error(path + ": cannot open as HDF5 (corrupt or truncated)");
+  return H5File(path, std::move(file));
+}
+
+H5File H5File::create(const std::string& path) {
+  silence_hdf5_error_stack();
+  H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) throw Error(path + ": cannot create HDF5 file");
+  return H5File(path, std::move(file));
+}
+
+bool H5File::has(const std::string& object) const {
+  // H5Lexists must be asked for every component of the path: it fails on a missing parent.
+  std::size_t position = 0;
+  while (position != std::string::npos) {
+    position = object.find('/', position + 1);
+    const std::string prefix = object.substr(0, position);
+    if (prefix.empty() || prefix == "/") continue;
+    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+  }
+  return true;
+}
+
+H5Handle H5File::open_object(const std::string& object) const {
+  if (!has(object)) throw Error(where(object) + ": missing");
+  H5Handle handle(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), H5Oclose);
+  if (!handle.valid()) throw Error(where(object) + ": cannot open");
+  return handle;
+}
+
+H5Handle H5File::open_dataset(const std::string& dataset) const {
+  if (!has(dataset)) throw Error(where(dataset) + ": missing");
+  H5Handle handle(H5Dopen2(file_.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!handle.valid()) throw Error(where(dataset) + ": not a dataset");
+  return handle;
+}
+
+std::vector<std::uint64_t> H5File::dims(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  const H5Handle space(H5Dget_space(data.get()), H5Sclose);
+  const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank < 0) throw Error(where(dataset) + ": cannot read its shape");
+  std::vector<hsize_t> h5_dims(static_cast<std::size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), h5_dims.data(), nullptr);
+  return {h5_dims.begin(), h5_dims.end()};
+}
+
+void H5File::ensure_parent_groups(const std::string& object) {
+  std::size_t position = 0;
+  while ((position = object.find('/', position + 1)) != std::string::npos) {
+    const std::string group = object.substr(0, position);
+    if (H5Lexists(file_.get(), group.c_str(), H5P_DEFAULT) > 0) continue;
+    H5Handle created(H5Gcreate2(file_.get(), group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                     H5Gclose);
+    if (!created.valid()) throw Error(where(group) + ": cannot create group");
+  }
+}
+
+template <typename T>
+void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>& dims,
+                   const T* data, const H5Storage& storage) {
+  ensure_parent_groups(dataset);
+  const H5Handle space = space_of(dims);
+  H5Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  if (storage.chunk_rows > 0 && !dims.empty() && product(dims) > 0) {
+    std::vector<hsize_t> chunk(dims.begin(), dims.end());
+    chunk[0] = std::min<hsize_t>(storage.chunk_rows, dims[0]);
+    DAE_CHECK_H5(H5Pset_chunk(properties.get(), static_cast<int>(chunk.size()), chunk.data()));
+    if (storage.checksum) DAE_CHECK_H5(H5Pset_fletcher32(properties.get()));
+    if (storage.deflate_level > 0) {
+      DAE_CHECK_H5(H5Pset_shuffle(properties.get()));
+      DAE_CHECK_H5(H5Pset_deflate(properties.get(), static_cast<unsigned>(storage.deflate_level)));
+    }
+  }
+  const H5Handle created(H5Dcreate2(file_.get(), dataset.c_str(), h5_type<T>(), space.get(),
+                                    H5P_DEFAULT, properties.get(), H5P_DEFAULT),
+                         H5Dclose);
+  if (!created.valid()) throw Error(where(dataset) + ": cannot create dataset");
+  if (product(dims) > 0 &&
+      H5Dwrite(created.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    throw Error(where(dataset) + ": write failed (disk full?)");
+}
+
+template <typename T>
+std::vector<T> H5File::read(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  std::vector<T> values(static_cast<std::size_t>(product(dims(dataset))));
+  if (!values.empty() &&
+      H5Dread(data.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
+    throw Error(where(dataset) + ": read failed (corrupt data or checksum mismatch)");
+  return values;
+}
+
+template <typename T>
+void H5File::read_rows(const std::string& dataset, std::uint64_t first, std::uint64_t count,
+                       T* out) const {
+  const std::vector<std::uint64_t> shape = dims(dataset);
+  if (shape.empty() || first + count > shape[0])
+    throw Error(where(dataset) + ": rows [" + std::to_string(first) + ", " +
+                std::to_string(first + count) + ") out of range");
+  if (count == 0) return;
+  const H5Handle data = open_dataset(dataset);
+  const H5Handle file_space(H5Dget_space(data.get()), H5Sclose);
+  std::vector<hsize_t> start(shape.size(), 0), extent(shape.begin(), shape.end());
+  start[0] = first;
+  extent[0] = count;
+  DAE_CHECK_H5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr,
+                                   extent.data(), nullptr));
+  const H5Handle memory_space(
+      H5Screate_simple(static_cast<int>(extent.size()), extent.data(), nullptr), H5Sclose);
+  if (H5Dread(data.get(), h5_type<T>(), memory_space.get(), file_space.get(), H5P_DEFAULT, out) <
+      0)
+    throw Error(where(dataset) + ": read of rows [" + std::to_string(first) + ", " +
+                std::to_string(first + count) + ") failed (corrupt or truncated file)");
+}
+
+void H5File::write_attribute(const std::string& object, const std::string& name,
+                             const std::string& value) {
+  const H5Handle target = open_object(object);
+  const H5Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  DAE_CHECK_H5(H5Tset_size(type.get(), std::max<std::size_t>(value.size(), 1)));
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  const H5Handle attribute(
+      H5Acreate2(target.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
+  if (!attribute.valid() || H5Awrite(attribute.get(), type.get(), value.c_str()) < 0)
+    throw Error(where(object) + ": cannot write attribute " + name);
+}
+
+void H5File::write_attribute(const std::string& object, const std::string& name,
+                             std::int64_t value) {
+  const H5Handle target = open_object(object);
+  const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  const H5Handle attribute(H5Acreate2(target.get(), name.c_str(), H5T_NATIVE_INT64, space.get(),
+                                      H5P_DEFAULT, H5P_DEFAULT),
+                           H5Aclose);
+  if (!attribute.valid() || H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value) < 0)
+    throw Error(where(object) + ": cannot write attribute " + name);
+}
+
+std::string H5File::read_string_attribute(const std::string& object,
+                                          const std::string& name) const {
+  const H5Handle target = open_object(object);
+  if (H5Aexists(target.get(), name.c_str()) <= 0)
+    throw Error(where(object) + ": attribute " + name + " missing");
+  const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
+  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()))
+    throw Error(where(object) + ": attribute " + name + " is not a fixed-length string");
+  std::string value(H5Tget_size(type.get()), '\0');
+  const H5Handle memory_type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(memory_type.get(), value.size());
+  if (H5Aread(attribute.get(), memory_type.get(), value.data()) < 0)
+    throw Error(where(object) + ": cannot read attribute " + name);
+  value.resize(value.find('\0') == std::string::npos ? value.size() : value.find('\0'));
+  return value;
+}
+
+std::int64_t H5File::read_int_attribute(const std::string& object, const std::string& name) const {
+  const H5Handle target = open_object(object);
+  if (H5Aexists(target.get(), name.c_str()) <= 0)
+    throw Error(where(object) + ": attribute " + name + " missing");
+  const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  std::int64_t value = 0;
+  if (!attribute.valid() || H5Aread(attribute.get(), H5T_NATIVE_INT64, &value) < 0)
+    throw Error(where(object) + ": cannot read attribute " + name);
+  return value;
+}
+
+void H5File::flush() {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw Error(path_ + ": flush failed");
+}
+
+#define DAE_H5_INSTANTIATE(T)                                                                 \
+  template void H5File::write<T>(const std::string&, const std::vector<std::uint64_t>&,      \
+                                 const T*, const H5Storage&);                                  \
+  template std::vector<T> H5File::read<T>(const std::string&) const;                           \
+  template void H5File::read_rows<T>(const std::string&, std::uint64_t, std::uint64_t, T*) const;
+DAE_H5_INSTANTIATE(std::uint8_t)
+DAE_H5_INSTANTIATE(float)
+DAE_H5_INSTANTIATE(double)
+DAE_H5_INSTANTIATE(std::int64_t)
+#undef DAE_H5_INSTANTIATE
+
+}  // namespace dae

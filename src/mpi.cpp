@@ -1,0 +1,131 @@
+#include "dae/mpi.hpp"
+
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "dae/error.hpp"
+
+namespace dae {
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  // Only the main thread calls MPI; LibTorch's worker threads never do.
+  DAE_CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  // Errors come back as codes that DAE_CHECK_MPI turns into exceptions with context.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiSession::~MpiSession() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+MpiComm::MpiComm(MPI_Comm parent) {
+  DAE_CHECK_MPI(MPI_Comm_dup(parent, &comm_));
+  MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+  DAE_CHECK_MPI(MPI_Comm_rank(comm_, &rank_));
+  DAE_CHECK_MPI(MPI_Comm_size(comm_, &size_));
+  // Ranks that share memory share a node: that is how both mpirun and srun jobs find their
+  // node-local rank without relying on launcher-specific environment variables.
+  MPI_Comm node = MPI_COMM_NULL;
+  DAE_CHECK_MPI(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+  MPI_Comm_rank(node, &local_rank_);
+  MPI_Comm_size(node, &local_size_);
+  MPI_Comm_free(&node);
+}
+
+MpiComm::~MpiComm() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (comm_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&comm_);
+}
+
+MpiComm::MpiComm(MpiComm&& other) noexcept
+    : comm_(other.comm_),
+      rank_(other.rank_),
+      size_(other.size_),
+      local_rank_(other.local_rank_),
+      local_size_(other.local_size_) {
+  other.comm_ = MPI_COMM_NULL;
+}
+
+MpiComm& MpiComm::operator=(MpiComm&& other) noexcept {
+  if (this != &other) {
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+    comm_ = other.comm_;
+    rank_ = other.rank_;
+    size_ = other.size_;
+    local_rank_ = other.local_rank_;
+    local_size_ = other.local_size_;
+    other.comm_ = MPI_COMM_NULL;
+  }
+  return *this;
+}
+
+void MpiComm::abort(int exit_code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(comm_ == MPI_COMM_NULL ? MPI_COMM_WORLD : comm_, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
+}
+
+namespace {
+
+// LibTorch's own errors carry a C++ backtrace in what(); the user needs the first line only.
+std::string one_line(const std::exception& error) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) {
+    std::string message = torch_error->what_without_backtrace();
+    const auto newline = message.find('\n');
+    return newline == std::string::npos ? message : message.substr(0, newline);
+  }
+  return error.what();
+}
+
+}  // namespace
+
+void run_collectively(const MpiComm& comm, const std::string& program,
+                      const std::function<void()>& work) {
+  std::string failure;
+  try {
+    work();
+  } catch (const std::exception& error) {
+    failure = one_line(error);
+    if (failure.empty()) failure = "unknown error";
+  }
+  // The lowest failing rank speaks for the job: every rank learns who it is, then its message.
+  const int mine = failure.empty() ? comm.size() : comm.rank();
+  int first_failing = comm.size();
+  DAE_CHECK_MPI(MPI_Allreduce(&mine, &first_failing, 1, MPI_INT, MPI_MIN, comm.get()));
+  if (first_failing == comm.size()) return;
+
+  int length = static_cast<int>(failure.size());
+  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, first_failing, comm.get()));
+  failure.resize(static_cast<std::size_t>(length));
+  DAE_CHECK_MPI(MPI_Bcast(failure.data(), length, MPI_CHAR, first_failing, comm.get()));
+  if (comm.rank() == 0) {
+    std::fprintf(stderr, "%s: %s\n", program.c_str(), failure.c_str());
+    std::fflush(stderr);
+  }
+  throw ReportedError(failure);
+}
+
+int run_job(const std::string& program, int argc, char** argv,
+            const std::function<int(MpiComm& world)>& job) {
+  MpiSession session(&argc, &argv);
+  MpiComm world(MPI_COMM_WORLD);
+  try {
+    return job(world);
+  } catch (const ReportedError&) {
+    return 1;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: rank %d: %s\n", program.c_str(), world.rank(),
+                 one_line(error).c_str());
+    world.abort(1);
+  }
+}
+
+}  // namespace dae

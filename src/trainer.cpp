@@ -1,0 +1,116 @@
+#include "dae/trainer.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "dae/error.hpp"
+
+namespace dae {
+
+namespace {
+
+constexpr std::uint64_t kTrainNoiseStream = 1;
+
+std::string format_duration(double seconds) {
+  const long total = static_cast<long>(seconds + 0.5);
+  char text[32];
+  if (total >= 3600)
+    std::snprintf(text, sizeof text, "%ldh%02ldm", total / 3600, total % 3600 / 60);
+  else
+    std::snprintf(text, sizeof text, "%ldm%02lds", total / 60, total % 60);
+  return text;
+}
+
+}  // namespace
+
+FlatGradients::FlatGradients(torch::nn::Module& module) {
+  std::int64_t total = 0;
+  for (const auto& parameter : module.parameters()) total += parameter.numel();
+  auto options = module.parameters().front().options().requires_grad(false);
+  buffer_ = torch::zeros({total + 1}, options);
+  std::int64_t offset = 0;
+  for (auto& parameter : module.parameters()) {
+    const std::int64_t count = parameter.numel();
+    parameter.mutable_grad() = buffer_.narrow(0, offset, count).view(parameter.sizes());
+    offset += count;
+  }
+}
+
+void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : module.parameters()) {
+    torch::Tensor data = parameter.detach();
+    comm.broadcast(data, 0);
+  }
+  for (auto& buffer : module.buffers()) comm.broadcast(buffer, 0);
+}
+
+torch::Tensor to_unit_float(const torch::Tensor& images) {
+  return images.unsqueeze(1).to(torch::kFloat32).div_(255.0);
+}
+
+Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model)
+    : config_(config),
+      comm_(comm),
+      train_(train),
+      model_(std::move(model)),
+      optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
+      gradients_(*model_),
+      order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
+      noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream) {
+  state_.noise_state = noise_.state();
+}
+
+double Trainer::step() {
+  const torch::Tensor indices = order_.next(config_.batch_size, state_.cursor);
+  const torch::Tensor clean = to_unit_float(train_.images.index_select(0, indices));
+  const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
+
+  gradients_.zero();
+  const torch::Tensor loss = torch::mse_loss(model_->forward(noisy), clean);
+  loss.backward();
+  gradients_.set_loss(loss.item<double>());
+  comm_.all_reduce_mean(gradients_.buffer());
+  optimizer_.step();
+
+  ++state_.step;
+  state_.last_loss = gradients_.loss();
+  return state_.last_loss;
+}
+
+FitResult Trainer::fit() {
+  FitResult result;
+  const std::int64_t first_step = state_.step;
+  const double samples_per_step = static_cast<double>(config_.batch_size) * comm_.size();
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since_start = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  while (state_.step < config_.steps) {
+    const double loss = step();
+    if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
+      result.loss_history.emplace_back(state_.step, loss);
+      if (comm_.rank() == 0) {
+        const double elapsed = seconds_since_start();
+        const double done = static_cast<double>(state_.step - first_step);
+        const double rate = done * samples_per_step / elapsed;
+        const double eta = elapsed / done * static_cast<double>(config_.steps - state_.step);
+        std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s\n",
+                    static_cast<long long>(state_.step), static_cast<long long>(config_.steps),
+                    loss, rate, format_duration(eta).c_str());
+        std::fflush(stdout);
+      }
+    }
+  }
+  state_.noise_state = noise_.state();
+
+  result.steps = state_.step - first_step;
+  result.wall_s = seconds_since_start();
+  result.samples_per_s =
+      result.wall_s > 0 ? static_cast<double>(result.steps) * samples_per_step / result.wall_s : 0;
+  result.final_loss = state_.last_loss;
+  return result;
+}
+
+}  // namespace dae

@@ -1,0 +1,55 @@
+// defines: test fixtures written by the tests themselves: IDX bytes, synthetic digit splits,
+//          temporary directories, running a command and capturing its output
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "dae/idx.hpp"
+
+namespace dae::testing {
+
+// IDX bytes: magic 00 00 08 <ndims>, big-endian dims, data.
+std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims,
+                                    const std::vector<std::uint8_t>& data);
+void write_bytes(const std::filesystem::path& path, const std::vector<std::uint8_t>& bytes);
+void write_gzip(const std::filesystem::path& path, const std::vector<std::uint8_t>& bytes);
+
+// `count` images of soft strokes, deterministic in `seed`, labels cycling 0..9.
+MnistSplit synthetic_split(std::uint32_t count, std::uint32_t seed);
+// Images whose every pixel holds (row index mod 251) and labels (row mod 10): lets a test tell
+// exactly which global rows a reader returned.
+MnistSplit row_pattern_split(std::uint32_t count);
+
+// Writes the four IDX files of a split pair into `dir` (raw or gzip).
+void write_idx_dir(const std::filesystem::path& dir, const MnistSplit& train,
+                   const MnistSplit& test, bool gzip);
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;  // the process's exit status, or 128 + signal
+  std::string output;  // stdout and stderr together
+  double seconds = 0;
+};
+// Runs `command` with /bin/sh, capturing its output.
+CommandResult run_command(const std::string& command);
+
+// `mpirun` with the flags our tests need on any machine: as root, and more ranks than cores.
+std::string mpirun(int ranks);
+
+}  // namespace dae::testing

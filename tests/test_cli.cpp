@@ -1,0 +1,167 @@
+// The two programs as a user runs them: exit codes, one-line errors, nothing half-written left
+// behind, no hanging ranks, and a small end-to-end training run.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "dae/dataset.hpp"
+#include "fixtures.hpp"
+
+namespace dae {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+std::size_t files_in(const std::filesystem::path& dir) {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(dir)) ++count;
+  return count;
+}
+
+class Prepare : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_idx_dir(dir.path() / "idx", testing::synthetic_split(30, 1),
+                           testing::synthetic_split(10, 2), /*gzip=*/false);
+    std::filesystem::create_directories(dir.path() / "out");
+  }
+  testing::CommandResult prepare() {
+    return run_command(std::string(DAE_PREPARE_BIN) + " --idx-dir " + dir.file("idx") +
+                       " --out " + dir.file("out/data.h5"));
+  }
+  TempDir dir;
+};
+
+TEST_F(Prepare, WritesTheDataFile) {
+  const auto result = prepare();
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_EQ(count_rows(dir.file("out/data.h5"), "train"), 30u);
+  EXPECT_EQ(count_rows(dir.file("out/data.h5"), "test"), 10u);
+}
+
+TEST_F(Prepare, EachBadInputGivesOneLineAndNoOutputFile) {
+  const auto images = dir.path() / "idx" / "train-images-idx3-ubyte";
+  const auto labels = dir.path() / "idx" / "train-labels-idx1-ubyte";
+  std::vector<std::uint8_t> good_images, good_labels;
+  {
+    std::ifstream in(images, std::ios::binary);
+    good_images.assign(std::istreambuf_iterator<char>(in), {});
+    std::ifstream lin(labels, std::ios::binary);
+    good_labels.assign(std::istreambuf_iterator<char>(lin), {});
+  }
+  struct Case {
+    std::string name, expected;
+    std::function<void()> corrupt;
+  };
+  const std::vector<Case> cases = {
+      {"bad magic", "wrong magic number",
+       [&] { auto b = good_images; b[1] = 7; testing::write_bytes(images, b); }},
+      {"wrong dims", "wrong dimensions",
+       [&] {
+         testing::write_bytes(images, testing::idx_bytes({30, 28, 27},
+                                                         std::vector<std::uint8_t>(30 * 28 * 27)));
+       }},
+      {"truncated", "truncated",
+       [&] { testing::write_bytes(images, {good_images.begin(), good_images.end() - 100}); }},
+      {"count mismatch", "30 images but",
+       [&] { testing::write_bytes(labels, testing::idx_bytes({29}, std::vector<std::uint8_t>(29, 1))); }},
+      {"label > 9", "label 12 at index 4",
+       [&] { auto b = good_labels; b[8 + 4] = 12; testing::write_bytes(labels, b); }},
+      {"missing file", "missing", [&] { std::filesystem::remove(images); }},
+  };
+  for (const Case& c : cases) {
+    testing::write_bytes(images, good_images);
+    testing::write_bytes(labels, good_labels);
+    c.corrupt();
+    const auto result = prepare();
+    EXPECT_EQ(result.exit_code, 1) << c.name << ": " << result.output;
+    EXPECT_NE(result.output.find(c.expected), std::string::npos) << c.name << ": " << result.output;
+    EXPECT_EQ(result.output.rfind("dae_prepare: ", 0), 0u) << c.name;
+    EXPECT_EQ(count_of(result.output, "\n"), 1u) << c.name << ": " << result.output;
+    EXPECT_EQ(files_in(dir.path() / "out"), 0u) << c.name << ": something was left behind";
+  }
+}
+
+class Dist : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_data_file(dir.file("data.h5"), testing::synthetic_split(200, 3),
+                    testing::synthetic_split(50, 4), "synthetic");
+  }
+  testing::CommandResult dist(int ranks, const std::string& args) {
+    return run_command("timeout 120 " + testing::mpirun(ranks) + " " + DAE_DIST_BIN + " " + args);
+  }
+  TempDir dir;
+};
+
+TEST_F(Dist, BadConfigEndsTheJobWithOneLineFromRankZero) {
+  const std::string data = " --data " + dir.file("data.h5") + " --run-dir " + dir.file("run");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--steps 0" + data, "dae_dist: config: steps: must be > 0"},
+      {"--batch-size=-1" + data, "dae_dist: config: batch-size: must be > 0"},
+      {"--noise=-1" + data, "dae_dist: config: noise: must be >= 0"},
+      {"--lr 0" + data, "dae_dist: config: lr: must be > 0"},
+      {"--steps abc" + data, "dae_dist: config: the argument ('abc') for option '--steps' is invalid"},
+      {"--frobnicate 1" + data, "dae_dist: config: unrecognised option '--frobnicate'"},
+      {"--data " + dir.file("absent.h5"), "absent.h5: cannot open"},
+  };
+  for (const auto& [args, expected] : cases) {
+    const auto result = dist(2, args);
+    EXPECT_NE(result.exit_code, 0) << args;
+    EXPECT_LT(result.seconds, 60) << args;
+    EXPECT_EQ(count_of(result.output, expected), 1u) << args << "\n" << result.output;
+  }
+}
+
+TEST_F(Dist, MalformedDataFileAndTooFewRowsAreRejected) {
+  testing::write_bytes(dir.path() / "junk.h5", std::vector<std::uint8_t>(4096, 0x42));
+  auto junk = dist(2, "--data " + dir.file("junk.h5"));
+  EXPECT_NE(junk.exit_code, 0);
+  EXPECT_EQ(count_of(junk.output, "junk.h5: not an HDF5 file"), 1u) << junk.output;
+
+  write_data_file(dir.file("tiny.h5"), testing::synthetic_split(3, 1),
+                  testing::synthetic_split(3, 2), "tiny");
+  auto tiny = dist(4, "--data " + dir.file("tiny.h5"));
+  EXPECT_NE(tiny.exit_code, 0);
+  EXPECT_EQ(count_of(tiny.output, "has 3 rows, fewer than the 4 ranks"), 1u) << tiny.output;
+}
+
+TEST_F(Dist, AFailingRankEndsTheWholeJobInsteadOfHanging) {
+  const auto result =
+      run_command("timeout 60 " + testing::mpirun(2) + " " + std::string(DAE_FAULT_PROBE_BIN));
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_NE(result.exit_code, 124) << "the job hung until timeout killed it";
+  EXPECT_LT(result.seconds, 30);
+  EXPECT_NE(result.output.find("fault_probe: rank 1: injected failure at step 3"),
+            std::string::npos)
+      << result.output;
+}
+
+TEST_F(Dist, TrainsAndWritesSummary) {
+  const auto result = dist(2, "--data " + dir.file("data.h5") + " --run-dir " + dir.file("run") +
+                                  " --steps 30 --batch-size 10 --log-every 10 --eval-noise 0,0.5");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("rank 0/2: rows [0, 100)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("rank 1/2: rows [100, 200)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("step     30/30"), std::string::npos) << result.output;
+  std::ifstream in(dir.file("run/summary.json"));
+  std::stringstream json;
+  json << in.rdbuf();
+  for (const char* key : {"\"world_size\": 2", "\"steps\": 30", "\"batch_size_per_rank\": 10",
+                          "\"samples_per_s\"", "\"wall_s\"", "\"train_loss_final\"",
+                          "\"test_mse\"", "\"0.0\"", "\"0.3\"", "\"0.5\""})
+    EXPECT_NE(json.str().find(key), std::string::npos) << key << " in\n" << json.str();
+}
+
+}  // namespace
+}  // namespace dae

@@ -1,0 +1,99 @@
+// Config: file vs command line, defaults, every kind of bad value rejected with its message.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "dae/config.hpp"
+#include "dae/error.hpp"
+#include "fixtures.hpp"
+
+namespace dae {
+namespace {
+
+Config parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "dae_dist");
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  return parse_config(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string error_of(const std::vector<std::string>& args) {
+  try {
+    parse(args);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
+  const Config config = parse({"--data", "d.h5"});
+  EXPECT_EQ(config.steps, 10000);
+  EXPECT_EQ(config.batch_size, 50);
+  EXPECT_DOUBLE_EQ(config.lr, 0.01);
+  EXPECT_EQ(config.output_activation, "none");
+  EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
+}
+
+TEST(Config, CommandLineWinsOverFile) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("run.ini")) << "# comment\ndata = file.h5\nsteps = 200\nlr = 0.002\n"
+                                        "eval-noise = 0.1, 0.2\n";
+  const Config from_file = parse({"--config", dir.file("run.ini")});
+  EXPECT_EQ(from_file.data, "file.h5");
+  EXPECT_EQ(from_file.steps, 200);
+  EXPECT_DOUBLE_EQ(from_file.lr, 0.002);
+  EXPECT_EQ(from_file.eval_noise, (std::vector<double>{0.1, 0.2}));
+  const Config overridden = parse({"--config", dir.file("run.ini"), "--steps", "7", "--data=x.h5"});
+  EXPECT_EQ(overridden.steps, 7);
+  EXPECT_EQ(overridden.data, "x.h5");
+  EXPECT_DOUBLE_EQ(overridden.lr, 0.002);
+}
+
+TEST(Config, BadValuesAreRejectedWithTheirOption) {
+  EXPECT_NE(error_of({"--data", "d", "--steps", "0"}).find("steps: must be > 0"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--steps=-3"}).find("steps: must be > 0"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--batch-size", "0"}).find("batch-size: must be > 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--noise=-0.1"}).find("noise: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--lr", "0"}).find("lr: must be > 0"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--steps", "ten"}).find("'ten'"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--steps", "ten"}).find("steps"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--lr", "fast"}).find("lr"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--bogus", "1"}).find("bogus"), std::string::npos);
+  EXPECT_NE(error_of({"--steps", "5"}).find("data: missing"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--output-activation", "tanh"}).find("output-activation"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--eval-noise", "0.1,x"}).find("eval-noise"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--config", "/nonexistent/run.ini"}).find("/nonexistent/run.ini: cannot open"),
+            std::string::npos);
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--data", "d", "--steps", "0"}, {"--bogus"}, {"--data", "d", "--lr", "x"}}) {
+    const std::string message = error_of(args);
+    EXPECT_EQ(message.rfind("config: ", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
+  }
+}
+
+TEST(Config, UnknownKeyInFileIsRejected) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("bad.ini")) << "data = d.h5\nstepz = 3\n";
+  EXPECT_NE(error_of({"--config", dir.file("bad.ini")}).find("stepz"), std::string::npos);
+}
+
+TEST(Config, HelpListsEveryOptionWithDefaults) {
+  try {
+    parse({"--help"});
+    FAIL() << "expected HelpRequested";
+  } catch (const HelpRequested& help) {
+    for (const char* key : {"--data", "--run-dir", "--steps", "--batch-size", "--lr", "--noise",
+                            "--seed", "--log-every", "--threads", "--eval-noise"})
+      EXPECT_NE(help.text.find(key), std::string::npos) << key;
+    EXPECT_NE(help.text.find("10000"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace dae

@@ -1,0 +1,40 @@
+// The seed network's geometry and size.
+#include <gtest/gtest.h>
+
+#include "dae/model.hpp"
+
+namespace dae {
+namespace {
+
+TEST(ConvDae, HasTheSeedsParameterCount) {
+  ConvDae model;
+  // conv 1->16: 16*25 + 16, conv 16->32: 32*16*25 + 32, deconvs without bias: 32*16*25, 16*25.
+  EXPECT_EQ(count_parameters(*model), 416 + 12832 + 12800 + 400);
+  EXPECT_EQ(count_parameters(*model), 26448);
+}
+
+TEST(ConvDae, GeometryIs28To14To7To14To28) {
+  ConvDae model;
+  const torch::Tensor images = torch::rand({3, 1, 28, 28});
+  const torch::Tensor hidden = torch::relu(model->encoder1(images));
+  EXPECT_EQ(hidden.sizes(), (std::vector<std::int64_t>{3, 16, 14, 14}));
+  const torch::Tensor code = model->encode(images);
+  EXPECT_EQ(code.sizes(), (std::vector<std::int64_t>{3, 32, 7, 7}));
+  EXPECT_EQ(model->decoder1(code).sizes(), (std::vector<std::int64_t>{3, 16, 14, 14}));
+  EXPECT_EQ(model->forward(images).sizes(), images.sizes());
+}
+
+TEST(ConvDae, OutputActivationIsApplied) {
+  torch::manual_seed(3);
+  const torch::Tensor images = torch::rand({2, 1, 28, 28});
+  ConvDae relu("relu"), sigmoid("sigmoid"), none("none");
+  EXPECT_GE(relu->forward(images).min().item<float>(), 0.0f);
+  const torch::Tensor squashed = sigmoid->forward(images);
+  EXPECT_GT(squashed.min().item<float>(), 0.0f);
+  EXPECT_LT(squashed.max().item<float>(), 1.0f);
+  // Without an activation a random network produces negative pixels somewhere.
+  EXPECT_LT(none->forward(images).min().item<float>(), 0.0f);
+}
+
+}  // namespace
+}  // namespace dae

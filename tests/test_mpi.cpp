@@ -1,0 +1,153 @@
+// Multi-rank behaviour (run by ctest under mpirun -np 2 and -np 4): collectives, gradient
+// averaging against one big batch, identical replicas, a short training run, shared failures.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "dae/dataset.hpp"
+#include "dae/error.hpp"
+#include "dae/model.hpp"
+#include "dae/mpi.hpp"
+#include "dae/mpi_communicator.hpp"
+#include "dae/trainer.hpp"
+#include "fixtures.hpp"
+
+namespace dae {
+namespace {
+
+class MultiRank : public ::testing::Test {
+ protected:
+  void SetUp() override { torch::set_num_threads(1); }
+  MpiComm world{MPI_COMM_WORLD};
+  MpiCommunicator comm{world};
+};
+
+// A data file written by rank 0 into a directory every rank can see; removed at the end.
+class SharedDataFile {
+ public:
+  SharedDataFile(Communicator& comm, std::uint32_t train_rows, std::uint32_t test_rows)
+      : comm_(comm) {
+    torch::Tensor name = torch::zeros({256}, torch::kUInt8);
+    if (comm.rank() == 0) {
+      dir_ = std::make_unique<testing::TempDir>();
+      write_data_file(dir_->file("data.h5"), testing::synthetic_split(train_rows, 11),
+                      testing::synthetic_split(test_rows, 12), "synthetic");
+      const std::string path = dir_->file("data.h5");
+      std::copy(path.begin(), path.end(), name.data_ptr<std::uint8_t>());
+    }
+    comm.broadcast(name, 0);
+    path_ = reinterpret_cast<const char*>(name.data_ptr<std::uint8_t>());
+  }
+  ~SharedDataFile() { comm_.barrier(); }  // rank 0 removes the directory after everyone is done
+  const std::string& path() const { return path_; }
+
+ private:
+  Communicator& comm_;
+  std::unique_ptr<testing::TempDir> dir_;
+  std::string path_;
+};
+
+torch::Tensor flat_parameters(torch::nn::Module& module) {
+  std::vector<torch::Tensor> pieces;
+  for (const auto& parameter : module.parameters()) pieces.push_back(parameter.detach().flatten());
+  return torch::cat(pieces);
+}
+
+TEST_F(MultiRank, AllReduceMeanAndBroadcast) {
+  torch::Tensor values = torch::full({5}, static_cast<float>(comm.rank() + 1));
+  comm.all_reduce_mean(values);
+  const float expected = (comm.size() + 1) / 2.0f;
+  EXPECT_TRUE(values.equal(torch::full({5}, expected)));
+  torch::Tensor sums = torch::full({3}, static_cast<double>(comm.rank()), torch::kFloat64);
+  comm.all_reduce_sum(sums);
+  EXPECT_DOUBLE_EQ(sums[0].item<double>(), comm.size() * (comm.size() - 1) / 2.0);
+  torch::Tensor root = torch::full({4}, static_cast<float>(comm.rank()));
+  comm.broadcast(root, 0);
+  EXPECT_TRUE(root.equal(torch::zeros({4})));
+}
+
+TEST_F(MultiRank, AveragedGradientEqualsGradientOfTheConcatenatedBatch) {
+  const std::int64_t per_rank = 6;
+  torch::manual_seed(21);  // same model and same global batch on every rank
+  ConvDae model;
+  const torch::Tensor clean = torch::rand({per_rank * comm.size(), 1, 28, 28});
+  const torch::Tensor noisy = clean + 0.5 * torch::randn_like(clean);
+
+  FlatGradients gradients(*model);
+  gradients.zero();
+  const auto mine = torch::indexing::Slice(comm.rank() * per_rank, (comm.rank() + 1) * per_rank);
+  torch::mse_loss(model->forward(noisy.index({mine})), clean.index({mine})).backward();
+  comm.all_reduce_mean(gradients.buffer());
+  const torch::Tensor averaged =
+      gradients.buffer().narrow(0, 0, gradients.gradient_count()).clone();
+
+  gradients.zero();
+  torch::mse_loss(model->forward(noisy), clean).backward();
+  const torch::Tensor whole = gradients.buffer().narrow(0, 0, gradients.gradient_count());
+
+  const double relative = ((averaged - whole).norm() / whole.norm()).item<double>();
+  EXPECT_LT(relative, 1e-5);
+  EXPECT_GT(whole.norm().item<double>(), 0.0);
+}
+
+TEST_F(MultiRank, ReplicasStayBitIdenticalAfterTwentySteps) {
+  SharedDataFile data(comm, 400, 40);
+  Config config;
+  config.data = data.path();
+  config.steps = 20;
+  config.batch_size = 16;
+  config.lr = 0.01;
+  config.noise = 0.3;
+  config.log_every = 1000;
+  config.output_activation = "relu";  // the seed's network, exactly
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+
+  // Different initial weights on every rank: the broadcast must make them one model.
+  torch::manual_seed(100 + comm.rank());
+  ConvDae model(config.output_activation);
+  broadcast_parameters(*model, comm);
+  Trainer trainer(config, comm, shard, model);
+  trainer.fit();
+  EXPECT_EQ(trainer.state().step, 20);
+
+  torch::Tensor mine = flat_parameters(*model);
+  torch::Tensor rank0 = mine.clone();
+  comm.broadcast(rank0, 0);
+  EXPECT_TRUE(mine.equal(rank0)) << "parameters differ from rank 0's after 20 steps";
+}
+
+TEST_F(MultiRank, ShortRunHalvesTheLoss) {
+  SharedDataFile data(comm, 600, 40);
+  Config config;
+  config.data = data.path();
+  config.steps = 150;
+  config.batch_size = 25;
+  config.noise = 0.3;
+  config.log_every = 1000;
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  torch::manual_seed(7);
+  ConvDae model(config.output_activation);
+  broadcast_parameters(*model, comm);
+  Trainer trainer(config, comm, shard, model);
+  const double first_loss = trainer.step();
+  const FitResult fit = trainer.fit();
+  EXPECT_LT(fit.final_loss, 0.5 * first_loss)
+      << "first loss " << first_loss << ", final " << fit.final_loss;
+}
+
+TEST_F(MultiRank, OneRanksFailureIsReportedToAllRanks) {
+  const int failing = comm.size() - 1;
+  try {
+    run_collectively(world, "test", [&] {
+      if (comm.rank() == failing) throw Error("shard.h5: read failed on purpose");
+    });
+    FAIL() << "every rank should have thrown";
+  } catch (const ReportedError& error) {
+    EXPECT_EQ(std::string(error.what()), "shard.h5: read failed on purpose");
+  }
+  // Afterwards the ranks still agree: the next collective completes.
+  EXPECT_NO_THROW(run_collectively(world, "test", [] {}));
+}
+
+}  // namespace
+}  // namespace dae
