@@ -71,7 +71,16 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("eval-noise", po::value(&eval_noise)->default_value(join(defaults.eval_noise)),
        "comma-separated test noise levels for the final evaluation")
       ("eval-batch", po::value(&config.eval_batch)->default_value(defaults.eval_batch),
-       "test images per forward pass during evaluation");
+       "test images per forward pass during evaluation")
+      ("checkpoint-every",
+       po::value(&config.checkpoint_every)->default_value(defaults.checkpoint_every),
+       "steps between checkpoints (0: only at the end and on SIGUSR1/SIGTERM)")
+      ("keep-checkpoints",
+       po::value(&config.keep_checkpoints)->default_value(defaults.keep_checkpoints),
+       "newest checkpoints kept in RUN_DIR/checkpoints")
+      ("resume", po::value(&config.resume),
+       "auto: continue from the newest valid checkpoint in RUN_DIR (fresh if none); "
+       "PATH: from exactly that checkpoint");
   return options;
 }
 
@@ -89,6 +98,8 @@ void validate(const Config& config) {
   require(config.log_every > 0, "log-every: must be > 0");
   require(config.threads >= 0, "threads: must be >= 0 (0 picks cores / ranks)");
   require(config.eval_batch > 0, "eval-batch: must be > 0");
+  require(config.checkpoint_every >= 0, "checkpoint-every: must be >= 0");
+  require(config.keep_checkpoints >= 1, "keep-checkpoints: must be >= 1");
   const auto& activation = config.output_activation;
   require(activation == "relu" || activation == "sigmoid" || activation == "none",
           "output-activation: '" + activation + "' is not one of relu, sigmoid, none");
@@ -142,6 +153,9 @@ std::string describe_config(const Config& config) {
   row("output-activation", config.output_activation);
   row("eval-noise", join(config.eval_noise));
   row("eval-batch", config.eval_batch);
+  row("checkpoint-every", config.checkpoint_every);
+  row("keep-checkpoints", config.keep_checkpoints);
+  row("resume", config.resume.empty() ? "(no)" : config.resume);
   return out.str();
 }
 

@@ -102,21 +102,33 @@ std::vector<std::uint64_t> H5File::dims(const std::string& dataset) const {
   return {h5_dims.begin(), h5_dims.end()};
 }
 
-void H5File::ensure_parent_groups(const std::string& object) {
+void H5File::create_group(const std::string& group) {
   std::size_t position = 0;
-  while ((position = object.find('/', position + 1)) != std::string::npos) {
-    const std::string group = object.substr(0, position);
-    if (H5Lexists(file_.get(), group.c_str(), H5P_DEFAULT) > 0) continue;
-    H5Handle created(H5Gcreate2(file_.get(), group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                     H5Gclose);
-    if (!created.valid()) throw Error(where(group) + ": cannot create group");
-  }
+  do {
+    position = group.find('/', position + 1);
+    const std::string prefix = group.substr(0, position);
+    if (prefix.empty() || H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) > 0) continue;
+    const H5Handle created(
+        H5Gcreate2(file_.get(), prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    if (!created.valid()) throw Error(where(prefix) + ": cannot create group");
+  } while (position != std::string::npos);
+}
+
+std::uint64_t H5File::child_count(const std::string& group) const {
+  if (!has(group)) throw Error(where(group) + ": missing");
+  const H5Handle opened(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  H5G_info_t info{};
+  if (!opened.valid() || H5Gget_info(opened.get(), &info) < 0)
+    throw Error(where(group) + ": not a group");
+  return info.nlinks;
 }
 
 template <typename T>
 void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>& dims,
                    const T* data, const H5Storage& storage) {
-  ensure_parent_groups(dataset);
+  const auto last_slash = dataset.find_last_of('/');
+  if (last_slash != 0 && last_slash != std::string::npos)
+    create_group(dataset.substr(0, last_slash));
   const H5Handle space = space_of(dims);
   H5Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   if (storage.chunk_rows > 0 && !dims.empty() && product(dims) > 0) {
@@ -184,15 +196,24 @@ void H5File::write_attribute(const std::string& object, const std::string& name,
     throw Error(where(object) + ": cannot write attribute " + name);
 }
 
-void H5File::write_attribute(const std::string& object, const std::string& name,
-                             std::int64_t value) {
+template <typename T>
+void H5File::write_scalar_attribute(const std::string& object, const std::string& name, T value) {
   const H5Handle target = open_object(object);
   const H5Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  const H5Handle attribute(H5Acreate2(target.get(), name.c_str(), H5T_NATIVE_INT64, space.get(),
-                                      H5P_DEFAULT, H5P_DEFAULT),
-                           H5Aclose);
-  if (!attribute.valid() || H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value) < 0)
+  const H5Handle attribute(
+      H5Acreate2(target.get(), name.c_str(), h5_type<T>(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+      H5Aclose);
+  if (!attribute.valid() || H5Awrite(attribute.get(), h5_type<T>(), &value) < 0)
     throw Error(where(object) + ": cannot write attribute " + name);
+}
+
+void H5File::write_attribute(const std::string& object, const std::string& name,
+                             std::int64_t value) {
+  write_scalar_attribute(object, name, value);
+}
+
+void H5File::write_attribute(const std::string& object, const std::string& name, double value) {
+  write_scalar_attribute(object, name, value);
 }
 
 std::string H5File::read_string_attribute(const std::string& object,
@@ -213,15 +234,27 @@ std::string H5File::read_string_attribute(const std::string& object,
   return value;
 }
 
-std::int64_t H5File::read_int_attribute(const std::string& object, const std::string& name) const {
+template <typename T>
+T H5File::read_scalar_attribute(const std::string& object, const std::string& name) const {
   const H5Handle target = open_object(object);
   if (H5Aexists(target.get(), name.c_str()) <= 0)
     throw Error(where(object) + ": attribute " + name + " missing");
   const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
-  std::int64_t value = 0;
-  if (!attribute.valid() || H5Aread(attribute.get(), H5T_NATIVE_INT64, &value) < 0)
+  const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
+  if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw Error(where(object) + ": attribute " + name + " is not a single value");
+  T value{};
+  if (H5Aread(attribute.get(), h5_type<T>(), &value) < 0)
     throw Error(where(object) + ": cannot read attribute " + name);
   return value;
+}
+
+std::int64_t H5File::read_int_attribute(const std::string& object, const std::string& name) const {
+  return read_scalar_attribute<std::int64_t>(object, name);
+}
+
+double H5File::read_double_attribute(const std::string& object, const std::string& name) const {
+  return read_scalar_attribute<double>(object, name);
 }
 
 void H5File::flush() {

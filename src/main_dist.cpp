@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dae/checkpoint.hpp"
 #include "dae/config.hpp"
 #include "dae/dataset.hpp"
 #include "dae/error.hpp"
@@ -13,6 +14,7 @@
 #include "dae/model.hpp"
 #include "dae/mpi.hpp"
 #include "dae/mpi_communicator.hpp"
+#include "dae/signals.hpp"
 #include "dae/trainer.hpp"
 
 namespace {
@@ -46,6 +48,58 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
   }
   json << "}\n}\n";
   return json.str();
+}
+
+// `--resume auto|PATH`: loads the model, Adam and the training state into `trainer`. With auto,
+// a checkpoint that does not load on every rank is skipped with a warning and the next older one
+// tried; with a path, that file must load. Every rank takes the same decision.
+void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& model,
+            dae::Trainer& trainer) {
+  const bool automatic = config.resume == "auto";
+  const std::vector<std::string> candidates =
+      automatic ? dae::list_checkpoints(config.run_dir) : std::vector<std::string>{config.resume};
+  // A failed load can leave some tensors overwritten: keep the fresh start to fall back to.
+  std::vector<torch::Tensor> initial;
+  for (const auto& parameter : model->parameters()) initial.push_back(parameter.detach().clone());
+
+  for (const std::string& path : candidates) {
+    dae::CheckpointData saved;
+    std::string failure;
+    try {
+      saved = dae::load_checkpoint(path, *model, trainer.optimizer());
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+    if (!automatic) {
+      dae::run_collectively(world, kProgram, [&] {
+        if (!failure.empty()) throw dae::Error("--resume: " + failure);
+      });
+    } else if (!dae::all_ranks_agree(world, failure.empty())) {
+      if (world.rank() == 0)
+        std::fprintf(stderr, "%s: warning: skipping checkpoint %s: %s\n", kProgram, path.c_str(),
+                     failure.empty() ? "it did not load on every rank" : failure.c_str());
+      continue;
+    }
+    trainer.resume_from(saved);
+    if (world.rank() == 0) {
+      std::printf("resumed from %s at step %lld\n", path.c_str(),
+                  static_cast<long long>(saved.step));
+      if (saved.world_size != world.size())
+        std::fprintf(stderr,
+                     "%s: warning: checkpoint was written by %lld ranks, this job has %d: model "
+                     "and optimizer continue exactly, but the data order and noise streams are "
+                     "re-derived and differ from the uninterrupted run\n",
+                     kProgram, static_cast<long long>(saved.world_size), world.size());
+    }
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  std::size_t i = 0;
+  for (auto& parameter : model->parameters()) parameter.copy_(initial[i++]);
+  trainer.optimizer().state().clear();
+  if (world.rank() == 0)
+    std::printf("no usable checkpoint in %s/checkpoints: starting fresh\n",
+                config.run_dir.c_str());
 }
 
 int train(dae::MpiComm& world, int argc, char** argv) {
@@ -88,8 +142,13 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   dae::ConvDae model(config.output_activation);
   dae::broadcast_parameters(*model, comm);
 
-  dae::Trainer trainer(config, comm, train, model);
+  dae::Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints,
+                                 dae::describe_config(config));
+  dae::Trainer trainer(config, comm, train, model, &checkpointer);
+  if (!config.resume.empty()) resume(config, world, model, trainer);
+  dae::install_stop_handlers();
   const dae::FitResult fit = trainer.fit();
+  if (fit.stopped) return dae::kExitPreempted;
   const auto sweep = dae::evaluate_noise_sweep(model, comm, config.data, config.eval_noise,
                                                static_cast<std::uint64_t>(config.seed),
                                                config.eval_batch);

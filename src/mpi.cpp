@@ -113,6 +113,12 @@ void run_collectively(const MpiComm& comm, const std::string& program,
   throw ReportedError(failure);
 }
 
+bool all_ranks_agree(const MpiComm& comm, bool ok) {
+  int mine = ok ? 1 : 0, all = 0;
+  DAE_CHECK_MPI(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm.get()));
+  return all == 1;
+}
+
 int run_job(const std::string& program, int argc, char** argv,
             const std::function<int(MpiComm& world)>& job) {
   MpiSession session(&argc, &argv);

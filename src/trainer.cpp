@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include "dae/checkpoint.hpp"
 #include "dae/error.hpp"
+#include "dae/signals.hpp"
 
 namespace dae {
 
@@ -27,13 +29,19 @@ FlatGradients::FlatGradients(torch::nn::Module& module) {
   std::int64_t total = 0;
   for (const auto& parameter : module.parameters()) total += parameter.numel();
   auto options = module.parameters().front().options().requires_grad(false);
-  buffer_ = torch::zeros({total + 1}, options);
+  buffer_ = torch::zeros({total + kExtraSlots}, options);
+  extras_ = buffer_.narrow(0, total, kExtraSlots);
   std::int64_t offset = 0;
   for (auto& parameter : module.parameters()) {
     const std::int64_t count = parameter.numel();
     parameter.mutable_grad() = buffer_.narrow(0, offset, count).view(parameter.sizes());
     offset += count;
   }
+}
+
+void FlatGradients::set_loss_and_stop(double loss, bool stop) {
+  extras_[0].fill_(loss);
+  extras_[1].fill_(stop ? 1.0 : 0.0);
 }
 
 void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
@@ -49,11 +57,13 @@ torch::Tensor to_unit_float(const torch::Tensor& images) {
   return images.unsqueeze(1).to(torch::kFloat32).div_(255.0);
 }
 
-Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model)
+Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model,
+                 Checkpointer* checkpointer)
     : config_(config),
       comm_(comm),
       train_(train),
       model_(std::move(model)),
+      checkpointer_(checkpointer),
       optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
       gradients_(*model_),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
@@ -69,7 +79,7 @@ double Trainer::step() {
   gradients_.zero();
   const torch::Tensor loss = torch::mse_loss(model_->forward(noisy), clean);
   loss.backward();
-  gradients_.set_loss(loss.item<double>());
+  gradients_.set_loss_and_stop(loss.item<double>(), checkpointer_ != nullptr && stop_requested());
   comm_.all_reduce_mean(gradients_.buffer());
   optimizer_.step();
 
@@ -89,6 +99,14 @@ FitResult Trainer::fit() {
 
   while (state_.step < config_.steps) {
     const double loss = step();
+    if (checkpointer_ != nullptr && gradients_.stop_requested()) {
+      const std::string path = save_checkpoint();
+      if (comm_.rank() == 0)
+        std::printf("stop signal: checkpoint %s written at step %lld, exiting with %d\n",
+                    path.c_str(), static_cast<long long>(state_.step), kExitPreempted);
+      result.stopped = true;
+      break;
+    }
     if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
       result.loss_history.emplace_back(state_.step, loss);
       if (comm_.rank() == 0) {
@@ -102,8 +120,11 @@ FitResult Trainer::fit() {
         std::fflush(stdout);
       }
     }
+    if (checkpointer_ != nullptr &&
+        (state_.step == config_.steps ||
+         (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0)))
+      save_checkpoint();
   }
-  state_.noise_state = noise_.state();
 
   result.steps = state_.step - first_step;
   result.wall_s = seconds_since_start();
@@ -111,6 +132,30 @@ FitResult Trainer::fit() {
       result.wall_s > 0 ? static_cast<double>(result.steps) * samples_per_step / result.wall_s : 0;
   result.final_loss = state_.last_loss;
   return result;
+}
+
+std::string Trainer::save_checkpoint() {
+  DAE_CHECK(checkpointer_ != nullptr, "Trainer: no checkpointer to save with");
+  state_.noise_state = noise_.state();
+  return checkpointer_->save(*model_, optimizer_, state_);
+}
+
+void Trainer::resume_from(const CheckpointData& saved) {
+  state_.step = saved.step;
+  state_.last_loss = saved.last_loss;
+  if (saved.world_size == comm_.size()) {
+    state_.cursor = saved.cursors[static_cast<std::size_t>(comm_.rank())];
+    noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
+  } else {
+    // Shards changed, so positions in the old orders mean nothing: start a fresh epoch past
+    // every saved one, and a noise stream no earlier step used.
+    std::int64_t epoch = 0;
+    for (const auto& cursor : saved.cursors) epoch = std::max(epoch, cursor.epoch + 1);
+    state_.cursor = {epoch, 0};
+    noise_ = NoiseSource(static_cast<std::uint64_t>(config_.seed), comm_.rank(),
+                         kTrainNoiseStream + 2 * static_cast<std::uint64_t>(saved.step));
+  }
+  state_.noise_state = noise_.state();
 }
 
 }  // namespace dae

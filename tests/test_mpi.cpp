@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "dae/checkpoint.hpp"
 #include "dae/dataset.hpp"
 #include "dae/error.hpp"
 #include "dae/model.hpp"
@@ -40,6 +41,9 @@ class SharedDataFile {
   }
   ~SharedDataFile() { comm_.barrier(); }  // rank 0 removes the directory after everyone is done
   const std::string& path() const { return path_; }
+  std::string run_dir(const std::string& name) const {
+    return (std::filesystem::path(path_).parent_path() / name).string();
+  }
 
  private:
   Communicator& comm_;
@@ -133,6 +137,55 @@ TEST_F(MultiRank, ShortRunHalvesTheLoss) {
   const FitResult fit = trainer.fit();
   EXPECT_LT(fit.final_loss, 0.5 * first_loss)
       << "first loss " << first_loss << ", final " << fit.final_loss;
+}
+
+// Every floating-point number of Adam's state, in parameter order.
+torch::Tensor flat_adam_state(torch::nn::Module& module, torch::optim::Adam& optimizer) {
+  std::vector<torch::Tensor> pieces;
+  for (const auto& parameter : module.parameters()) {
+    const auto& state = static_cast<const torch::optim::AdamParamState&>(
+        *optimizer.state().at(parameter.unsafeGetTensorImpl()));
+    pieces.push_back(state.exp_avg().flatten());
+    pieces.push_back(state.exp_avg_sq().flatten());
+    pieces.push_back(torch::full({1}, static_cast<float>(state.step())));
+  }
+  return torch::cat(pieces);
+}
+
+TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
+  SharedDataFile data(comm, 300, 20);
+  Config config;
+  config.data = data.path();
+  config.steps = 30;
+  config.batch_size = 8;
+  config.log_every = 1000;
+  config.checkpoint_every = 10;
+  config.keep_checkpoints = 5;
+  config.run_dir = data.run_dir("resume_run");
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints, "test");
+
+  torch::manual_seed(5);
+  ConvDae uninterrupted(config.output_activation);
+  broadcast_parameters(*uninterrupted, comm);
+  Trainer first(config, comm, shard, uninterrupted, &checkpointer);
+  first.fit();
+
+  torch::manual_seed(6);  // a different start: everything must come from the checkpoint
+  ConvDae resumed(config.output_activation);
+  Trainer second(config, comm, shard, resumed, &checkpointer);
+  const std::string step10 = config.run_dir + "/checkpoints/ckpt_00000010.h5";
+  const CheckpointData saved = load_checkpoint(step10, *resumed, second.optimizer());
+  EXPECT_EQ(saved.step, 10);
+  EXPECT_EQ(saved.world_size, comm.size());
+  second.resume_from(saved);
+  second.fit();
+
+  EXPECT_TRUE(flat_parameters(*resumed).equal(flat_parameters(*uninterrupted)));
+  EXPECT_TRUE(flat_adam_state(*resumed, second.optimizer())
+                  .equal(flat_adam_state(*uninterrupted, first.optimizer())));
+  EXPECT_EQ(second.state().cursor.epoch, first.state().cursor.epoch);
+  EXPECT_EQ(second.state().cursor.position, first.state().cursor.position);
 }
 
 TEST_F(MultiRank, OneRanksFailureIsReportedToAllRanks) {

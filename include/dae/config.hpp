@@ -24,6 +24,9 @@ struct Config {
   std::string output_activation = "none";  // relu (the seed's) | sigmoid | none
   std::vector<double> eval_noise = {0.0, 0.3, 0.5, 0.7, 0.9, 1.0};  // test-set noise sweep
   long eval_batch = 500;                 // test images per forward pass during evaluation
+  long checkpoint_every = 1000;          // steps between checkpoints; 0: only at the end
+  long keep_checkpoints = 3;             // newest checkpoint files kept in RUN_DIR/checkpoints
+  std::string resume;                    // "" (start fresh) | auto | PATH of a checkpoint
 };
 
 // Thrown for --help: the caller prints `text` and exits 0.

@@ -56,6 +56,8 @@ class H5File {
   hid_t id() const { return file_.get(); }
 
   bool has(const std::string& object) const;
+  void create_group(const std::string& group);  // and its parents; no-op if it exists
+  std::uint64_t child_count(const std::string& group) const;
   std::vector<std::uint64_t> dims(const std::string& dataset) const;
 
   template <typename T>
@@ -72,8 +74,10 @@ class H5File {
   void write_attribute(const std::string& object, const std::string& name,
                        const std::string& value);
   void write_attribute(const std::string& object, const std::string& name, std::int64_t value);
+  void write_attribute(const std::string& object, const std::string& name, double value);
   std::string read_string_attribute(const std::string& object, const std::string& name) const;
   std::int64_t read_int_attribute(const std::string& object, const std::string& name) const;
+  double read_double_attribute(const std::string& object, const std::string& name) const;
 
   void flush();
   void close() { file_.reset(); }
@@ -82,8 +86,11 @@ class H5File {
   H5File(std::string path, H5Handle file) : path_(std::move(path)), file_(std::move(file)) {}
   H5Handle open_dataset(const std::string& dataset) const;
   H5Handle open_object(const std::string& object) const;
-  void ensure_parent_groups(const std::string& object);
   std::string where(const std::string& object) const { return path_ + ": " + object; }
+  template <typename T>
+  void write_scalar_attribute(const std::string& object, const std::string& name, T value);
+  template <typename T>
+  T read_scalar_attribute(const std::string& object, const std::string& name) const;
 
   std::string path_;
   H5Handle file_;

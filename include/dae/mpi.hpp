@@ -1,4 +1,5 @@
-// defines: dae::MpiSession, dae::MpiComm, dae::run_collectively, dae::run_job
+// defines: dae::MpiSession, dae::MpiComm, dae::run_collectively, dae::all_ranks_agree,
+//          dae::run_job
 #pragma once
 
 #include <mpi.h>
@@ -50,6 +51,9 @@ class MpiComm {
 // ReportedError, so all of them leave together and nobody waits in a later collective.
 void run_collectively(const MpiComm& comm, const std::string& program,
                       const std::function<void()>& work);
+
+// True on every rank when `ok` is true on every rank (a collective vote).
+bool all_ranks_agree(const MpiComm& comm, bool ok);
 
 // The body of every MPI main: sets up MPI, runs `job`, and turns failures into exit codes.
 // A ReportedError exits with 1 (already printed); any other error is printed as

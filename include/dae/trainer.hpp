@@ -15,26 +15,31 @@
 
 namespace dae {
 
-// All gradients of a module in one contiguous buffer, with one extra slot at the end that carries
-// the rank's loss, so that a single all-reduce per step averages gradients and loss together.
+// All gradients of a module in one contiguous buffer, with two extra slots at the end: the
+// rank's loss and whether it was asked to stop. A single all-reduce per step thus averages
+// gradients and loss and tells every rank whether any rank got a stop signal.
 // Each parameter's .grad() is a view into the buffer; autograd accumulates into it in place.
 class FlatGradients {
  public:
   explicit FlatGradients(torch::nn::Module& module);
   torch::Tensor& buffer() { return buffer_; }
-  std::int64_t gradient_count() const { return buffer_.numel() - 1; }
+  std::int64_t gradient_count() const { return buffer_.numel() - kExtraSlots; }
   void zero() { buffer_.zero_(); }
-  void set_loss(double loss) { buffer_[gradient_count()].fill_(loss); }
-  double loss() const { return buffer_[buffer_.numel() - 1].item<double>(); }
+  void set_loss_and_stop(double loss, bool stop);
+  double loss() const { return extras_[0].item<double>(); }
+  bool stop_requested() const { return extras_[1].item<double>() > 0; }
 
  private:
+  static constexpr std::int64_t kExtraSlots = 2;
   torch::Tensor buffer_;
+  torch::Tensor extras_;  // view of the last two slots
 };
 
 // Copies rank 0's parameters (and buffers) to every rank.
 void broadcast_parameters(torch::nn::Module& module, Communicator& comm);
 
 struct FitResult {
+  bool stopped = false;          // a stop signal ended the run early (checkpoint written)
   std::int64_t steps = 0;        // steps run in this call
   double wall_s = 0;             // seconds spent in the loop
   double samples_per_s = 0;      // images per second over all ranks
@@ -42,14 +47,26 @@ struct FitResult {
   std::vector<std::pair<std::int64_t, double>> loss_history;  // (step, loss) at log points
 };
 
+class Checkpointer;
+struct CheckpointData;
+
 class Trainer {
  public:
-  Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model);
+  // `checkpointer` may be null (no checkpoints, stop signals ignored).
+  Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model,
+          Checkpointer* checkpointer = nullptr);
 
   // One optimizer step on the next batch; returns the loss averaged over all ranks.
   double step();
-  // Runs from state().step to config.steps, printing progress on rank 0.
+  // Runs from state().step to config.steps, printing progress on rank 0, checkpointing every
+  // config.checkpoint_every steps and at the end. On a stop signal (any rank) it checkpoints at
+  // the step boundary and returns with `stopped`.
   FitResult fit();
+  // Continues a checkpointed run: the step, and this rank's data position and noise stream when
+  // the world size is the one saved; otherwise re-derived from (seed, rank, step).
+  void resume_from(const CheckpointData& saved);
+  // Writes a checkpoint of the current state (collective).
+  std::string save_checkpoint();
 
   TrainState& state() { return state_; }
   ConvDae& model() { return model_; }
@@ -60,6 +77,7 @@ class Trainer {
   Communicator& comm_;
   const Shard& train_;
   ConvDae model_;
+  Checkpointer* checkpointer_;
   torch::optim::Adam optimizer_;
   FlatGradients gradients_;
   BatchOrder order_;

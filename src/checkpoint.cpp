@@ -1,0 +1,256 @@
+#include "dae/checkpoint.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <regex>
+
+#include "dae/error.hpp"
+#include "dae/h5.hpp"
+
+namespace dae {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Small datasets are one chunk; chunking is what lets HDF5 attach the Fletcher32 checksum.
+constexpr H5Storage kChecked{1u << 20, 0, true};
+
+std::vector<std::uint64_t> dims_of(const torch::Tensor& tensor) {
+  return {tensor.sizes().begin(), tensor.sizes().end()};
+}
+
+std::string shape_text(const std::vector<std::uint64_t>& dims) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) text += (i ? "," : "") + std::to_string(dims[i]);
+  return text + "]";
+}
+
+std::string libtorch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+void write_tensor(H5File& file, const std::string& name, const torch::Tensor& tensor) {
+  const torch::Tensor host = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  file.write<float>(name, dims_of(host), host.data_ptr<float>(), kChecked);
+}
+
+void write_int64s(H5File& file, const std::string& name, const std::vector<std::int64_t>& values) {
+  file.write<std::int64_t>(name, {values.size()}, values.data(), kChecked);
+}
+
+// Reads a float32 dataset into `target` (same shape required), on target's device.
+void read_tensor(const H5File& file, const std::string& name, torch::Tensor& target) {
+  const std::vector<std::uint64_t> expected = dims_of(target);
+  if (!file.has(name)) throw Error(file.path() + ": " + name + ": missing");
+  const std::vector<std::uint64_t> found = file.dims(name);
+  if (found != expected)
+    throw Error(file.path() + ": " + name + ": shape " + shape_text(found) +
+                " does not match the model's " + shape_text(expected));
+  std::vector<float> values = file.read<float>(name);
+  torch::NoGradGuard no_grad;
+  target.copy_(torch::from_blob(values.data(), target.sizes(), torch::kFloat32));
+}
+
+std::int64_t read_one_int64(const H5File& file, const std::string& name) {
+  const auto values = file.read<std::int64_t>(name);
+  if (values.size() != 1) throw Error(file.path() + ": " + name + ": expected one value");
+  return values[0];
+}
+
+// fsync of a closed file by path: HDF5 offers flush, but not a way to reach the disk.
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!synced) throw Error(path + ": fsync failed (" + std::strerror(errno) + ")");
+}
+
+void fsync_directory(const std::string& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const MpiComm& comm, std::string run_dir, long keep,
+                           std::string config_text)
+    : comm_(comm),
+      directory_((fs::path(run_dir) / "checkpoints").string()),
+      keep_(keep),
+      config_text_(std::move(config_text)) {}
+
+std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& optimizer,
+                               const TrainState& state) {
+  // Gather every rank's stream position and noise generator to rank 0.
+  const int world = comm_.size();
+  const std::int64_t mine[2] = {state.cursor.epoch, state.cursor.position};
+  std::vector<std::int64_t> cursors(2 * static_cast<std::size_t>(world));
+  DAE_CHECK_MPI(MPI_Gather(mine, 2, MPI_INT64_T, cursors.data(), 2, MPI_INT64_T, 0, comm_.get()));
+  const torch::Tensor noise = state.noise_state.contiguous();
+  const int noise_bytes = static_cast<int>(noise.numel());
+  std::vector<std::uint8_t> noise_states(static_cast<std::size_t>(noise_bytes) * world);
+  DAE_CHECK_MPI(MPI_Gather(noise.data_ptr<std::uint8_t>(), noise_bytes, MPI_UINT8_T,
+                           noise_states.data(), noise_bytes, MPI_UINT8_T, 0, comm_.get()));
+
+  char name[32];
+  std::snprintf(name, sizeof name, "ckpt_%08lld.h5", static_cast<long long>(state.step));
+  const std::string path = (fs::path(directory_) / name).string();
+  run_collectively(comm_, "dae_dist", [&] {
+    if (comm_.rank() != 0) return;
+    fs::create_directories(directory_);
+    const std::string temporary = path + ".tmp";
+    try {
+      H5File file = H5File::create(temporary);
+      for (const auto& item : model.named_parameters()) {
+        write_tensor(file, "/model/" + item.key(), item.value());
+        const auto found = optimizer.state().find(item.value().unsafeGetTensorImpl());
+        if (found == optimizer.state().end()) continue;  // before the first step
+        const auto& adam = static_cast<const torch::optim::AdamParamState&>(*found->second);
+        const std::string group = "/optimizer/" + item.key();
+        write_tensor(file, group + "/exp_avg", adam.exp_avg());
+        write_tensor(file, group + "/exp_avg_sq", adam.exp_avg_sq());
+        write_int64s(file, group + "/step", {adam.step()});
+      }
+      const auto& options =
+          static_cast<const torch::optim::AdamOptions&>(optimizer.param_groups()[0].options());
+      file.create_group("/optimizer");
+      file.write_attribute("/optimizer", "lr", options.lr());
+      file.write_attribute("/optimizer", "beta1", std::get<0>(options.betas()));
+      file.write_attribute("/optimizer", "beta2", std::get<1>(options.betas()));
+      file.write_attribute("/optimizer", "eps", options.eps());
+      file.write_attribute("/optimizer", "weight_decay", options.weight_decay());
+
+      write_int64s(file, "/state/step", {state.step});
+      write_int64s(file, "/state/world_size", {world});
+      std::vector<std::int64_t> epochs, positions;
+      for (int r = 0; r < world; ++r) {
+        epochs.push_back(cursors[2 * r]);
+        positions.push_back(cursors[2 * r + 1]);
+      }
+      write_int64s(file, "/state/epoch", epochs);
+      write_int64s(file, "/state/position", positions);
+      file.write<std::uint8_t>("/state/noise_rng",
+                               {static_cast<std::uint64_t>(world),
+                                static_cast<std::uint64_t>(noise_bytes)},
+                               noise_states.data(), kChecked);
+      file.write<double>("/state/last_loss", {1}, &state.last_loss, kChecked);
+
+      file.write_attribute("/", "format_version", kCheckpointFormatVersion);
+      file.write_attribute("/", "libtorch_version", libtorch_version());
+      file.write_attribute("/", "config", config_text_);
+      file.write_attribute("/", "complete", std::int64_t{1});  // written last
+      file.flush();
+      file.close();
+      fsync_path(temporary);
+      fs::rename(temporary, path);
+      fsync_directory(directory_);
+    } catch (const std::exception& error) {
+      std::error_code ignored;
+      fs::remove(temporary, ignored);
+      throw Error(path + ": checkpoint not written: " + error.what());
+    }
+    // Only now that the new file is complete may old ones go.
+    const std::vector<std::string> existing = list_checkpoints(fs::path(directory_).parent_path());
+    for (std::size_t i = static_cast<std::size_t>(keep_); i < existing.size(); ++i) {
+      std::error_code ignored;
+      fs::remove(existing[i], ignored);
+    }
+  });
+  return path;
+}
+
+CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model,
+                               torch::optim::Adam& optimizer) {
+  const H5File file = H5File::open_read_only(path);
+  auto int_attribute = [&](const char* name) {
+    try {
+      return file.read_int_attribute("/", name);
+    } catch (const Error&) {
+      throw Error(path + ": not a complete dae_dist checkpoint (attribute " + name + " missing)");
+    }
+  };
+  if (int_attribute("complete") != 1) throw Error(path + ": incomplete checkpoint");
+  const std::int64_t version = int_attribute("format_version");
+  if (version != kCheckpointFormatVersion)
+    throw Error(path + ": checkpoint format version " + std::to_string(version) +
+                ", this dae_dist reads version " + std::to_string(kCheckpointFormatVersion));
+
+  // Every parameter present with its shape, and nothing the model does not have.
+  const auto parameters = model.named_parameters();
+  for (const auto& item : parameters) {
+    torch::Tensor target = item.value();
+    read_tensor(file, "/model/" + item.key(), target);
+  }
+  const std::uint64_t stored = file.child_count("/model");
+  if (stored != parameters.size())
+    throw Error(path + ": /model holds " + std::to_string(stored) + " parameters, the model has " +
+                std::to_string(parameters.size()));
+
+  for (const auto& item : parameters) {
+    const std::string group = "/optimizer/" + item.key();
+    if (!file.has(group + "/exp_avg")) continue;
+    auto adam = std::make_unique<torch::optim::AdamParamState>();
+    torch::Tensor exp_avg = torch::zeros_like(item.value());
+    torch::Tensor exp_avg_sq = torch::zeros_like(item.value());
+    read_tensor(file, group + "/exp_avg", exp_avg);
+    read_tensor(file, group + "/exp_avg_sq", exp_avg_sq);
+    adam->exp_avg(exp_avg);
+    adam->exp_avg_sq(exp_avg_sq);
+    adam->step(read_one_int64(file, group + "/step"));
+    optimizer.state()[item.value().unsafeGetTensorImpl()] = std::move(adam);
+  }
+  auto& options = static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[0].options());
+  options.lr(file.read_double_attribute("/optimizer", "lr"));
+  options.betas({file.read_double_attribute("/optimizer", "beta1"),
+                 file.read_double_attribute("/optimizer", "beta2")});
+  options.eps(file.read_double_attribute("/optimizer", "eps"));
+  options.weight_decay(file.read_double_attribute("/optimizer", "weight_decay"));
+
+  CheckpointData data;
+  data.step = read_one_int64(file, "/state/step");
+  data.world_size = read_one_int64(file, "/state/world_size");
+  const auto epochs = file.read<std::int64_t>("/state/epoch");
+  const auto positions = file.read<std::int64_t>("/state/position");
+  const auto noise_dims = file.dims("/state/noise_rng");
+  const auto world = static_cast<std::size_t>(data.world_size);
+  if (data.world_size < 1 || epochs.size() != world || positions.size() != world ||
+      noise_dims.size() != 2 || noise_dims[0] != world)
+    throw Error(path + ": /state does not describe " + std::to_string(data.world_size) + " ranks");
+  const auto noise = file.read<std::uint8_t>("/state/noise_rng");
+  for (std::size_t r = 0; r < world; ++r) {
+    data.cursors.push_back({epochs[r], positions[r]});
+    data.noise_states.push_back(
+        torch::from_blob(const_cast<std::uint8_t*>(noise.data()) + r * noise_dims[1],
+                         {static_cast<std::int64_t>(noise_dims[1])}, torch::kUInt8)
+            .clone());
+  }
+  data.last_loss = file.read<double>("/state/last_loss").at(0);
+  return data;
+}
+
+std::vector<std::string> list_checkpoints(const std::string& run_dir) {
+  std::vector<std::string> paths;
+  const fs::path directory = fs::path(run_dir) / "checkpoints";
+  std::error_code error;
+  if (!fs::is_directory(directory, error)) return paths;
+  static const std::regex kName(R"(ckpt_\d{8}\.h5)");
+  for (const auto& entry : fs::directory_iterator(directory, error))
+    if (std::regex_match(entry.path().filename().string(), kName))
+      paths.push_back(entry.path().string());
+  // Zero-padded step numbers sort by name; newest first.
+  std::sort(paths.rbegin(), paths.rend());
+  return paths;
+}
+
+}  // namespace dae

@@ -1,0 +1,194 @@
+// Preemption and resume as a cluster user meets them: SIGUSR1 -> checkpoint + exit 75 -> resume
+// to the same parameters; a rank killed with SIGKILL; truncated checkpoints; a new world size;
+// the Slurm and resume-loop scripts driven with fake srun/mpirun/scontrol.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "dae/checkpoint.hpp"
+#include "dae/dataset.hpp"
+#include "dae/h5.hpp"
+#include "fixtures.hpp"
+
+namespace dae {
+namespace {
+
+using testing::run_command;
+using testing::TempDir;
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_data_file(dir.file("data.h5"), testing::synthetic_split(400, 3),
+                    testing::synthetic_split(40, 4), "synthetic");
+  }
+  std::string job(int ranks, const std::string& run, const std::string& args) const {
+    return testing::mpirun(ranks) + " " + DAE_DIST_BIN + " --data " + dir.file("data.h5") +
+           " --run-dir " + dir.file(run) + " --batch-size 10 --eval-noise 0 " + args;
+  }
+  // Starts `command` in the background, waits until `ready` (a shell test) holds, runs `act`,
+  // and returns the command's output followed by "EXIT=<code>".
+  testing::CommandResult run_and_act(const std::string& command, const std::string& ready,
+                                     const std::string& act) const {
+    const std::string log = dir.file("background.log");
+    return run_command("( " + command + " > " + log + " 2>&1 & job=$!; " +
+                       "for i in $(seq 600); do " + ready + " && break; sleep 0.1; done; " + act +
+                       "; wait $job; echo EXIT=$?; cat " + log + " )");
+  }
+  static std::vector<float> model_values(const std::string& checkpoint) {
+    const H5File file = H5File::open_read_only(checkpoint);
+    std::vector<float> values;
+    for (const char* name : {"encoder1.weight", "encoder1.bias", "encoder2.weight",
+                             "encoder2.bias", "decoder1.weight", "decoder2.weight"}) {
+      const auto part = file.read<float>(std::string("/model/") + name);
+      values.insert(values.end(), part.begin(), part.end());
+      const auto moments = file.read<float>(std::string("/optimizer/") + name + "/exp_avg_sq");
+      values.insert(values.end(), moments.begin(), moments.end());
+    }
+    return values;
+  }
+  TempDir dir;
+};
+
+TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters) {
+  const std::string args = "--steps 1500 --checkpoint-every 0 --log-every 20";
+  const auto uninterrupted = run_command(job(2, "straight", args));
+  ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.output;
+
+  const auto stopped = run_and_act(job(2, "stopped", args),
+                                   "grep -q '^step' " + dir.file("background.log"),
+                                   "kill -USR1 $job");
+  ASSERT_NE(stopped.output.find("EXIT=75"), std::string::npos) << stopped.output;
+  const auto saved = list_checkpoints(dir.file("stopped"));
+  ASSERT_EQ(saved.size(), 1u) << stopped.output;
+  EXPECT_EQ(saved[0].find("ckpt_00001500"), std::string::npos) << "stopped too late to test";
+
+  const auto resumed = run_command(job(2, "stopped", args + " --resume auto"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resumed from " + saved[0]), std::string::npos) << resumed.output;
+  EXPECT_EQ(model_values(dir.file("stopped/checkpoints/ckpt_00001500.h5")),
+            model_values(dir.file("straight/checkpoints/ckpt_00001500.h5")))
+      << "resumed run differs from the uninterrupted one";
+}
+
+TEST_F(Resume, ARankKilledWithSigkillEndsTheJobAndResumeContinuesFromTheLastCheckpoint) {
+  const std::string ckpt_dir = dir.file("killed/checkpoints");
+  const auto killed = run_and_act(
+      job(2, "killed", "--steps 1000000 --checkpoint-every 50 --keep-checkpoints 2"),
+      "ls " + ckpt_dir + "/ckpt_*.h5 >/dev/null 2>&1",
+      "pkill -KILL -f '^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("killed") + "'");
+  EXPECT_EQ(killed.output.find("EXIT=0"), std::string::npos) << killed.output;
+  EXPECT_LT(killed.seconds, 60) << killed.output;
+  const auto saved = list_checkpoints(dir.file("killed"));
+  ASSERT_FALSE(saved.empty()) << killed.output;
+  // No temporary file survives as a checkpoint, and the newest complete one resumes.
+  const std::string step_text = saved[0].substr(saved[0].size() - 11, 8);
+  const long step = std::stol(step_text);
+  const auto resumed = run_command(job(2, "killed", "--resume auto --steps " +
+                                                        std::to_string(step + 20)));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("at step " + std::to_string(step)), std::string::npos)
+      << resumed.output;
+}
+
+TEST_F(Resume, TruncatedNewestCheckpointIsSkippedByAutoAndRefusedByPath) {
+  const auto first = run_command(job(2, "trunc", "--steps 40 --checkpoint-every 20"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string newest = dir.file("trunc/checkpoints/ckpt_00000040.h5");
+  std::filesystem::resize_file(newest, std::filesystem::file_size(newest) / 2);
+
+  const auto automatic = run_command(job(2, "trunc", "--steps 50 --resume auto"));
+  ASSERT_EQ(automatic.exit_code, 0) << automatic.output;
+  EXPECT_NE(automatic.output.find("warning: skipping checkpoint " + newest), std::string::npos)
+      << automatic.output;
+  EXPECT_NE(automatic.output.find("ckpt_00000020.h5 at step 20"), std::string::npos)
+      << automatic.output;
+
+  const auto explicit_path = run_command(job(2, "trunc", "--steps 50 --resume " + newest));
+  EXPECT_NE(explicit_path.exit_code, 0);
+  EXPECT_NE(explicit_path.output.find("dae_dist: --resume: " + newest), std::string::npos)
+      << explicit_path.output;
+}
+
+TEST_F(Resume, TwoRanksCheckpointResumesOnFourWithAWarning) {
+  const auto two = run_command(job(2, "grow", "--steps 20"));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const auto four = run_command(job(4, "grow", "--steps 40 --resume auto"));
+  ASSERT_EQ(four.exit_code, 0) << four.output;
+  EXPECT_NE(four.output.find("at step 20"), std::string::npos) << four.output;
+  EXPECT_NE(four.output.find("written by 2 ranks, this job has 4"), std::string::npos)
+      << four.output;
+  EXPECT_NE(four.output.find("step     40/40"), std::string::npos) << four.output;
+}
+
+// Fake srun/mpirun/scontrol that record their arguments; the launcher exits with `rc`.
+void write_fakes(const std::filesystem::path& bin, const std::string& launcher_rcs) {
+  std::filesystem::create_directories(bin);
+  const std::string record = "echo \"$(basename $0) $*\" >> " + (bin / "calls").string() + "\n";
+  // Each launcher call pops the next exit code from the list file.
+  const std::string pop = "rc=$(head -n1 " + (bin / "rcs").string() + "); sed -i 1d " +
+                          (bin / "rcs").string() + "; exit ${rc:-0}\n";
+  for (const char* name : {"srun", "mpirun"}) {
+    std::ofstream(bin / name) << "#!/bin/sh\n" << record << pop;
+    std::filesystem::permissions(bin / name, std::filesystem::perms::owner_all);
+  }
+  std::ofstream(bin / "scontrol") << "#!/bin/sh\n" << record;
+  std::filesystem::permissions(bin / "scontrol", std::filesystem::perms::owner_all);
+  std::ofstream(bin / "rcs") << launcher_rcs;
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(Scripts, SbatchScriptsParseAndRequeueOnlyOnExitSeventyFive) {
+  for (const char* script : {"train_single_node.sbatch", "train_multi_node.sbatch",
+                             "test_mpi.sbatch"}) {
+    const auto syntax = run_command("bash -n " + std::string(DAE_SOURCE_DIR) + "/slurm/" + script);
+    EXPECT_EQ(syntax.exit_code, 0) << script << ": " << syntax.output;
+  }
+  for (const auto& [script, launcher] :
+       {std::pair<std::string, std::string>{"train_single_node.sbatch", "mpirun"},
+        {"train_multi_node.sbatch", "srun"}}) {
+    for (const int rc : {75, 0, 1}) {
+      TempDir dir;
+      write_fakes(dir.path(), std::to_string(rc) + "\n");
+      const auto result = run_command(
+          "PATH=" + dir.path().string() + ":$PATH SLURM_JOB_ID=4242 SLURM_NTASKS=4 " +
+          "SLURM_CPUS_PER_TASK=2 SLURM_SUBMIT_DIR=" + DAE_SOURCE_DIR + " bash " +
+          DAE_SOURCE_DIR + "/slurm/" + script + " configs/seed.ini");
+      EXPECT_EQ(result.exit_code, rc) << script << ": " << result.output;
+      const std::string calls = read_text(dir.path() / "calls");
+      EXPECT_NE(calls.find(launcher + " "), std::string::npos) << calls;
+      EXPECT_NE(calls.find("--config configs/seed.ini"), std::string::npos) << calls;
+      EXPECT_NE(calls.find("--resume auto"), std::string::npos) << calls;
+      EXPECT_EQ(calls.find("scontrol requeue 4242") != std::string::npos, rc == 75)
+          << script << " rc " << rc << ": " << calls;
+    }
+  }
+}
+
+TEST(Scripts, ResumeLoopRestartsWhileExitCodeIsSeventyFive) {
+  TempDir dir;
+  write_fakes(dir.path(), "75\n75\n0\n");
+  const auto result = run_command("PATH=" + dir.path().string() + ":$PATH bash " +
+                                  DAE_SOURCE_DIR + "/launch/resume_loop.sh --config x.ini");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  const std::string calls = read_text(dir.path() / "calls");
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), '\n'), 3) << calls;
+  EXPECT_NE(calls.find("--config x.ini --resume auto"), std::string::npos) << calls;
+
+  TempDir limited;
+  write_fakes(limited.path(), "75\n75\n75\n75\n");
+  const auto gave_up = run_command("DAE_MAX_RESTARTS=2 PATH=" + limited.path().string() +
+                                   ":$PATH bash " + DAE_SOURCE_DIR + "/launch/resume_loop.sh");
+  EXPECT_EQ(gave_up.exit_code, 75) << gave_up.output;
+  EXPECT_NE(gave_up.output.find("giving up"), std::string::npos) << gave_up.output;
+}
+
+}  // namespace
+}  // namespace dae
