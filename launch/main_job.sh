@@ -6,10 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 config=${1:-configs/mnist.ini}
 shift || true
+# Relative to where the user stands, before we change to the repository root.
+[ -f "$config" ] && config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
 ranks=${DAE_RANKS:-4}
 cd "$DAE_ROOT"
 "$DAE_ROOT/launch/setup.sh"
-[ -f data/mnist.h5 ] || "$DAE_ROOT/launch/get_data.sh" ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
+[ -f "${DAE_DATA:-data/mnist.h5}" ] || "$DAE_ROOT/launch/get_data.sh" ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
 
 echo "main_job: mpirun -np $ranks build/dae_dist --config $config $*"
 # shellcheck disable=SC2046

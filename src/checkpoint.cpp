@@ -1,5 +1,6 @@
 #include "dae/checkpoint.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -69,8 +70,9 @@ std::int64_t read_one_int64(const H5File& file, const std::string& name) {
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   const bool synced = fd >= 0 && ::fsync(fd) == 0;
+  const int saved_errno = errno;
   if (fd >= 0) ::close(fd);
-  if (!synced) throw Error(path + ": fsync failed (" + std::strerror(errno) + ")");
+  if (!synced) throw Error(path + ": fsync failed (" + std::strerror(saved_errno) + ")");
 }
 
 void fsync_directory(const std::string& directory) {
@@ -160,11 +162,18 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
       fs::remove(temporary, ignored);
       throw Error(path + ": checkpoint not written: " + error.what());
     }
-    // Only now that the new file is complete may old ones go.
-    const std::vector<std::string> existing = list_checkpoints(fs::path(directory_).parent_path());
-    for (std::size_t i = static_cast<std::size_t>(keep_); i < existing.size(); ++i) {
+    // Only now that the new file is complete may others go: files of later steps belong to a
+    // timeline this run abandoned by resuming from an older checkpoint (they would shadow it at
+    // the next `--resume auto`), and beyond those only the newest `keep` stay.
+    long kept = 0;
+    for (const std::string& existing : list_checkpoints(fs::path(directory_).parent_path())) {
+      const bool later = existing > path;  // zero-padded step numbers compare as text
+      if (existing == path || (!later && ++kept <= keep_)) {
+        if (existing == path) ++kept;
+        continue;
+      }
       std::error_code ignored;
-      fs::remove(existing[i], ignored);
+      fs::remove(existing, ignored);
     }
   });
   return path;
@@ -210,12 +219,8 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
     adam->step(read_one_int64(file, group + "/step"));
     optimizer.state()[item.value().unsafeGetTensorImpl()] = std::move(adam);
   }
-  auto& options = static_cast<torch::optim::AdamOptions&>(optimizer.param_groups()[0].options());
-  options.lr(file.read_double_attribute("/optimizer", "lr"));
-  options.betas({file.read_double_attribute("/optimizer", "beta1"),
-                 file.read_double_attribute("/optimizer", "beta2")});
-  options.eps(file.read_double_attribute("/optimizer", "eps"));
-  options.weight_decay(file.read_double_attribute("/optimizer", "weight_decay"));
+  // Adam's hyper-parameters are stored for the record; the run's own configuration sets them, so
+  // a resumed run may change its learning rate.
 
   CheckpointData data;
   data.step = read_one_int64(file, "/state/step");
@@ -227,6 +232,11 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
   if (data.world_size < 1 || epochs.size() != world || positions.size() != world ||
       noise_dims.size() != 2 || noise_dims[0] != world)
     throw Error(path + ": /state does not describe " + std::to_string(data.world_size) + " ranks");
+  const auto generator_bytes =
+      static_cast<std::uint64_t>(at::make_generator<at::CPUGeneratorImpl>().get_state().numel());
+  if (noise_dims[1] != generator_bytes)
+    throw Error(path + ": /state/noise_rng holds " + std::to_string(noise_dims[1]) +
+                "-byte generator states, this LibTorch's are " + std::to_string(generator_bytes));
   const auto noise = file.read<std::uint8_t>("/state/noise_rng");
   for (std::size_t r = 0; r < world; ++r) {
     data.cursors.push_back({epochs[r], positions[r]});

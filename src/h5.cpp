@@ -40,9 +40,12 @@ H5Handle& H5Handle::operator=(H5Handle&& other) noexcept {
   return *this;
 }
 
-void H5Handle::reset() {
-  if (id_ >= 0 && closer_ != nullptr) closer_(id_);
+void H5Handle::reset() { close(); }
+
+herr_t H5Handle::close() {
+  const herr_t result = id_ >= 0 && closer_ != nullptr ? closer_(id_) : 0;
   id_ = -1;
+  return result;
 }
 
 H5File H5File::open_read_only(const std::string& path) {
@@ -255,6 +258,10 @@ std::int64_t H5File::read_int_attribute(const std::string& object, const std::st
 
 double H5File::read_double_attribute(const std::string& object, const std::string& name) const {
   return read_scalar_attribute<double>(object, name);
+}
+
+void H5File::close() {
+  if (file_.close() < 0) throw Error(path_ + ": closing failed (disk full?)");
 }
 
 void H5File::flush() {

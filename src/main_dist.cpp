@@ -56,8 +56,21 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
 void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& model,
             dae::Trainer& trainer) {
   const bool automatic = config.resume == "auto";
-  const std::vector<std::string> candidates =
-      automatic ? dae::list_checkpoints(config.run_dir) : std::vector<std::string>{config.resume};
+  // Rank 0 lists the directory and tells the others, so that all try the same files in the same
+  // order even where a shared file system shows ranks different listings for a moment.
+  std::string listing;
+  if (world.rank() == 0)
+    for (const std::string& path : dae::list_checkpoints(config.run_dir)) listing += path + "\n";
+  int length = static_cast<int>(listing.size());
+  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, 0, world.get()));
+  listing.resize(static_cast<std::size_t>(length));
+  DAE_CHECK_MPI(MPI_Bcast(listing.data(), length, MPI_CHAR, 0, world.get()));
+  std::vector<std::string> candidates{config.resume};
+  if (automatic) {
+    candidates.clear();
+    std::istringstream lines(listing);
+    for (std::string path; std::getline(lines, path);) candidates.push_back(path);
+  }
   // A failed load can leave some tensors overwritten: keep the fresh start to fall back to.
   std::vector<torch::Tensor> initial;
   for (const auto& parameter : model->parameters()) initial.push_back(parameter.detach().clone());
@@ -65,10 +78,11 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
   for (const std::string& path : candidates) {
     dae::CheckpointData saved;
     std::string failure;
+    trainer.optimizer().state().clear();  // no moments left over from a file that failed
     try {
       saved = dae::load_checkpoint(path, *model, trainer.optimizer());
     } catch (const std::exception& error) {
-      failure = error.what();
+      failure = dae::one_line(error);
     }
     if (!automatic) {
       dae::run_collectively(world, kProgram, [&] {
@@ -103,6 +117,8 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
 }
 
 int train(dae::MpiComm& world, int argc, char** argv) {
+  // First of all: a stop signal during start-up must not kill the rank (the default action).
+  dae::install_stop_handlers();
   dae::Config config;
   try {
     dae::run_collectively(world, kProgram, [&] { config = dae::parse_config(argc, argv); });
@@ -146,23 +162,23 @@ int train(dae::MpiComm& world, int argc, char** argv) {
                                  dae::describe_config(config));
   dae::Trainer trainer(config, comm, train, model, &checkpointer);
   if (!config.resume.empty()) resume(config, world, model, trainer);
-  dae::install_stop_handlers();
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
   const auto sweep = dae::evaluate_noise_sweep(model, comm, config.data, config.eval_noise,
                                                static_cast<std::uint64_t>(config.seed),
                                                config.eval_batch);
-  if (world.rank() == 0) {
+  dae::run_collectively(world, kProgram, [&] {
+    if (world.rank() != 0) return;
     std::printf("done: %lld steps in %.1f s, %.0f samples/s, final train loss %.6f\n",
                 static_cast<long long>(fit.steps), fit.wall_s, fit.samples_per_s,
                 fit.final_loss);
     for (const auto& level : sweep)
       std::printf("  test MSE at noise %.2f: %.6f (%lld images)\n", level.noise, level.mse,
                   static_cast<long long>(level.images));
-    const std::string summary = config.run_dir + "/summary.json";
-    dae::write_file_atomically(summary, summary_json(config, world.size(), fit, sweep));
+    dae::write_file_atomically(config.run_dir + "/summary.json",
+                               summary_json(config, world.size(), fit, sweep));
     std::printf("outputs in %s: summary.json\n", config.run_dir.c_str());
-  }
+  });
   return 0;
 }
 

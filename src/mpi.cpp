@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <memory>
 #include <vector>
 
 #include "dae/error.hpp"
@@ -14,6 +15,10 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   // Only the main thread calls MPI; LibTorch's worker threads never do.
   DAE_CHECK_MPI(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  if (provided < MPI_THREAD_FUNNELED) {
+    MPI_Finalize();
+    throw Error("the MPI library does not support MPI_THREAD_FUNNELED");
+  }
   // Errors come back as codes that DAE_CHECK_MPI turns into exceptions with context.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
@@ -73,9 +78,6 @@ void MpiComm::abort(int exit_code) const {
   std::_Exit(exit_code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
 }
 
-namespace {
-
-// LibTorch's own errors carry a C++ backtrace in what(); the user needs the first line only.
 std::string one_line(const std::exception& error) {
   if (const auto* torch_error = dynamic_cast<const c10::Error*>(&error)) {
     std::string message = torch_error->what_without_backtrace();
@@ -84,8 +86,6 @@ std::string one_line(const std::exception& error) {
   }
   return error.what();
 }
-
-}  // namespace
 
 void run_collectively(const MpiComm& comm, const std::string& program,
                       const std::function<void()>& work) {
@@ -121,8 +121,16 @@ bool all_ranks_agree(const MpiComm& comm, bool ok) {
 
 int run_job(const std::string& program, int argc, char** argv,
             const std::function<int(MpiComm& world)>& job) {
-  MpiSession session(&argc, &argv);
-  MpiComm world(MPI_COMM_WORLD);
+  std::unique_ptr<MpiSession> session;
+  std::unique_ptr<MpiComm> world_comm;
+  try {
+    session = std::make_unique<MpiSession>(&argc, &argv);
+    world_comm = std::make_unique<MpiComm>(MPI_COMM_WORLD);
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "%s: MPI start-up failed: %s\n", program.c_str(), error.what());
+    return 1;
+  }
+  MpiComm& world = *world_comm;
   try {
     return job(world);
   } catch (const ReportedError&) {

@@ -51,7 +51,8 @@ class Checkpointer {
   std::string config_text_;
 };
 
-// Reads a checkpoint into `model` and `optimizer` after checking that it is complete, of our
+// Reads a checkpoint into `model` and `optimizer` (its moments and step counts; the learning rate
+// and the other hyper-parameters stay the run's own) after checking that it is complete, of our
 // format version, and that every parameter's name and shape match; throws dae::Error naming the
 // file and the first mismatch. Returns the training state of every saved rank.
 CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model,

@@ -24,6 +24,7 @@ class H5Handle {
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset();
+  herr_t close();  // like reset(), but reports the closer's result
 
  private:
   hid_t id_ = -1;
@@ -80,7 +81,7 @@ class H5File {
   double read_double_attribute(const std::string& object, const std::string& name) const;
 
   void flush();
-  void close() { file_.reset(); }
+  void close();  // throws if HDF5 cannot write the file's last metadata
 
  private:
   H5File(std::string path, H5Handle file) : path_(std::move(path)), file_(std::move(file)) {}

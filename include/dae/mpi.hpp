@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <exception>
 #include <functional>
 #include <string>
 
@@ -51,6 +52,9 @@ class MpiComm {
 // ReportedError, so all of them leave together and nobody waits in a later collective.
 void run_collectively(const MpiComm& comm, const std::string& program,
                       const std::function<void()>& work);
+
+// The first line of an exception's message (LibTorch's errors carry a backtrace after it).
+std::string one_line(const std::exception& error);
 
 // True on every rank when `ok` is true on every rank (a collective vote).
 bool all_ranks_agree(const MpiComm& comm, bool ok);

@@ -83,6 +83,8 @@ class Trainer {
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
+  bool output_all_zero_ = false;  // the last batch's outputs were all 0: a dead ReLU layer
+  bool warned_dead_output_ = false;
 };
 
 // Turns uint8 images [B, 28, 28] into float [B, 1, 28, 28] in [0, 1].
