@@ -51,6 +51,16 @@ class SharedDataFile {
   std::string path_;
 };
 
+// A quiet configuration for a short run on `data` (defaults otherwise: lr 0.01, noise 0.3).
+Config short_run(const SharedDataFile& data, long steps, long batch_size) {
+  Config config;
+  config.data = data.path();
+  config.steps = steps;
+  config.batch_size = batch_size;
+  config.log_every = 1000;
+  return config;
+}
+
 torch::Tensor flat_parameters(torch::nn::Module& module) {
   std::vector<torch::Tensor> pieces;
   for (const auto& parameter : module.parameters()) pieces.push_back(parameter.detach().flatten());
@@ -96,13 +106,7 @@ TEST_F(MultiRank, AveragedGradientEqualsGradientOfTheConcatenatedBatch) {
 
 TEST_F(MultiRank, ReplicasStayBitIdenticalAfterTwentySteps) {
   SharedDataFile data(comm, 400, 40);
-  Config config;
-  config.data = data.path();
-  config.steps = 20;
-  config.batch_size = 16;
-  config.lr = 0.01;
-  config.noise = 0.3;
-  config.log_every = 1000;
+  Config config = short_run(data, 20, 16);
   config.output_activation = "relu";  // the seed's network, exactly
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
 
@@ -122,12 +126,7 @@ TEST_F(MultiRank, ReplicasStayBitIdenticalAfterTwentySteps) {
 
 TEST_F(MultiRank, ShortRunHalvesTheLoss) {
   SharedDataFile data(comm, 600, 40);
-  Config config;
-  config.data = data.path();
-  config.steps = 150;
-  config.batch_size = 25;
-  config.noise = 0.3;
-  config.log_every = 1000;
+  const Config config = short_run(data, 150, 25);
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   torch::manual_seed(7);
   ConvDae model(config.output_activation);
@@ -154,11 +153,7 @@ torch::Tensor flat_adam_state(torch::nn::Module& module, torch::optim::Adam& opt
 
 TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
   SharedDataFile data(comm, 300, 20);
-  Config config;
-  config.data = data.path();
-  config.steps = 30;
-  config.batch_size = 8;
-  config.log_every = 1000;
+  Config config = short_run(data, 30, 8);
   config.checkpoint_every = 10;
   config.keep_checkpoints = 5;
   config.run_dir = data.run_dir("resume_run");
