@@ -256,10 +256,6 @@ std::int64_t H5File::read_int_attribute(const std::string& object, const std::st
   return read_scalar_attribute<std::int64_t>(object, name);
 }
 
-double H5File::read_double_attribute(const std::string& object, const std::string& name) const {
-  return read_scalar_attribute<double>(object, name);
-}
-
 void H5File::close() {
   if (file_.close() < 0) throw Error(path_ + ": closing failed (disk full?)");
 }

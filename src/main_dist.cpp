@@ -61,10 +61,7 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
   std::string listing;
   if (world.rank() == 0)
     for (const std::string& path : dae::list_checkpoints(config.run_dir)) listing += path + "\n";
-  int length = static_cast<int>(listing.size());
-  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, 0, world.get()));
-  listing.resize(static_cast<std::size_t>(length));
-  DAE_CHECK_MPI(MPI_Bcast(listing.data(), length, MPI_CHAR, 0, world.get()));
+  dae::broadcast_string(world, listing, 0);
   std::vector<std::string> candidates{config.resume};
   if (automatic) {
     candidates.clear();

@@ -87,6 +87,14 @@ std::string one_line(const std::exception& error) {
   return error.what();
 }
 
+void broadcast_string(const MpiComm& comm, std::string& text, int root) {
+  int length = static_cast<int>(text.size());
+  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, root, comm.get()));
+  DAE_CHECK(length >= 0, "broadcast_string: negative length");
+  text.resize(static_cast<std::size_t>(length));
+  DAE_CHECK_MPI(MPI_Bcast(text.data(), length, MPI_CHAR, root, comm.get()));
+}
+
 void run_collectively(const MpiComm& comm, const std::string& program,
                       const std::function<void()>& work) {
   std::string failure;
@@ -102,10 +110,7 @@ void run_collectively(const MpiComm& comm, const std::string& program,
   DAE_CHECK_MPI(MPI_Allreduce(&mine, &first_failing, 1, MPI_INT, MPI_MIN, comm.get()));
   if (first_failing == comm.size()) return;
 
-  int length = static_cast<int>(failure.size());
-  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, first_failing, comm.get()));
-  failure.resize(static_cast<std::size_t>(length));
-  DAE_CHECK_MPI(MPI_Bcast(failure.data(), length, MPI_CHAR, first_failing, comm.get()));
+  broadcast_string(comm, failure, first_failing);
   if (comm.rank() == 0) {
     std::fprintf(stderr, "%s: %s\n", program.c_str(), failure.c_str());
     std::fflush(stderr);

@@ -80,7 +80,7 @@ double Trainer::step() {
   const torch::Tensor output = model_->forward(noisy);
   const torch::Tensor loss = torch::mse_loss(output, clean);
   loss.backward();
-  output_all_zero_ = output.max().item<float>() == 0.0f;
+  last_output_ = output.detach();
   gradients_.set_loss_and_stop(loss.item<double>(), checkpointer_ != nullptr && stop_requested());
   comm_.all_reduce_mean(gradients_.buffer());
   optimizer_.step();
@@ -119,7 +119,7 @@ FitResult Trainer::fit() {
         std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s\n",
                     static_cast<long long>(state_.step), static_cast<long long>(config_.steps),
                     loss, rate, format_duration(eta).c_str());
-        if (output_all_zero_ && !warned_dead_output_) {
+        if (!warned_dead_output_ && last_output_.max().item<float>() == 0.0f) {
           std::fprintf(stderr,
                        "dae_dist: warning: every output of the last batch is 0: a ReLU layer "
                        "has died and the loss is stuck at mean(x^2); restart with another seed, "

@@ -78,7 +78,6 @@ class H5File {
   void write_attribute(const std::string& object, const std::string& name, double value);
   std::string read_string_attribute(const std::string& object, const std::string& name) const;
   std::int64_t read_int_attribute(const std::string& object, const std::string& name) const;
-  double read_double_attribute(const std::string& object, const std::string& name) const;
 
   void flush();
   void close();  // throws if HDF5 cannot write the file's last metadata

@@ -1,5 +1,5 @@
-// defines: dae::MpiSession, dae::MpiComm, dae::run_collectively, dae::all_ranks_agree,
-//          dae::run_job
+// defines: dae::MpiSession, dae::MpiComm, dae::run_collectively, dae::broadcast_string,
+//          dae::all_ranks_agree, dae::one_line, dae::run_job
 #pragma once
 
 #include <mpi.h>
@@ -55,6 +55,9 @@ void run_collectively(const MpiComm& comm, const std::string& program,
 
 // The first line of an exception's message (LibTorch's errors carry a backtrace after it).
 std::string one_line(const std::exception& error);
+
+// Replaces `text` on every rank with root's (any length).
+void broadcast_string(const MpiComm& comm, std::string& text, int root);
 
 // True on every rank when `ok` is true on every rank (a collective vote).
 bool all_ranks_agree(const MpiComm& comm, bool ok);

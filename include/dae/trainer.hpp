@@ -83,7 +83,7 @@ class Trainer {
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
-  bool output_all_zero_ = false;  // the last batch's outputs were all 0: a dead ReLU layer
+  torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
   bool warned_dead_output_ = false;
 };
 
