@@ -29,7 +29,10 @@ std::vector<std::uint64_t> dims_of(const torch::Tensor& tensor) {
 
 std::string shape_text(const std::vector<std::uint64_t>& dims) {
   std::string text = "[";
-  for (std::size_t i = 0; i < dims.size(); ++i) text += (i ? "," : "") + std::to_string(dims[i]);
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) text += ',';
+    text += std::to_string(dims[i]);
+  }
   return text + "]";
 }
 
@@ -147,6 +150,13 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
                                 static_cast<std::uint64_t>(noise_bytes)},
                                noise_states.data(), kChecked);
       file.write<double>("/state/last_loss", {1}, &state.last_loss, kChecked);
+      std::vector<double> history;
+      for (const auto& [step, loss] : state.loss_history) {
+        history.push_back(static_cast<double>(step));
+        history.push_back(loss);
+      }
+      file.write<double>("/state/loss_history", {state.loss_history.size(), 2}, history.data(),
+                         kChecked);
 
       file.write_attribute("/", "format_version", kCheckpointFormatVersion);
       file.write_attribute("/", "libtorch_version", libtorch_version());
@@ -246,6 +256,12 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
             .clone());
   }
   data.last_loss = file.read<double>("/state/last_loss").at(0);
+  const auto history_dims = file.dims("/state/loss_history");
+  if (history_dims.size() != 2 || history_dims[1] != 2)
+    throw Error(path + ": /state/loss_history: expected shape [n,2]");
+  const auto history = file.read<double>("/state/loss_history");
+  for (std::size_t i = 0; i + 1 < history.size(); i += 2)
+    data.loss_history.emplace_back(static_cast<std::int64_t>(history[i]), history[i + 1]);
   return data;
 }
 

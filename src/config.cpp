@@ -65,6 +65,13 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "steps between progress lines")
       ("threads", po::value(&config.threads)->default_value(defaults.threads),
        "intra-op threads per rank; 0 = cores on the node / ranks on the node")
+      ("model", po::value(&config.model)->default_value(defaults.model),
+       "conv (the seed's network) | mlp (fully connected, 784-16-784)")
+      ("init", po::value(&config.init)->default_value(defaults.init),
+       "initial weights: xavier (Glorot uniform, zero biases: the seed's) | torch (LibTorch's)")
+      ("noise-type", po::value(&config.noise_type)->default_value(defaults.noise_type),
+       "gaussian: x + c*N(0,1) | salt-pepper: a fraction c of pixels set to 0 or 1 | "
+       "mask: a fraction c of pixels blanked (c = 0.67 keeps a third)")
       ("output-activation",
        po::value(&config.output_activation)->default_value(defaults.output_activation),
        "last layer's activation: relu (the seed's) | sigmoid | none")
@@ -72,6 +79,10 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "comma-separated test noise levels for the final evaluation")
       ("eval-batch", po::value(&config.eval_batch)->default_value(defaults.eval_batch),
        "test images per forward pass during evaluation")
+      ("eval-every", po::value(&config.eval_every)->default_value(defaults.eval_every),
+       "steps between evaluations written to RUN_DIR/eval (0: only at the end)")
+      ("eval-only", po::bool_switch(&config.eval_only),
+       "evaluate the checkpoint given by --resume and exit, without training")
       ("checkpoint-every",
        po::value(&config.checkpoint_every)->default_value(defaults.checkpoint_every),
        "steps between checkpoints (0: only at the end and on SIGUSR1/SIGTERM)")
@@ -98,6 +109,21 @@ void validate(const Config& config) {
   require(config.log_every > 0, "log-every: must be > 0");
   require(config.threads >= 0, "threads: must be >= 0 (0 picks cores / ranks)");
   require(config.eval_batch > 0, "eval-batch: must be > 0");
+  require(config.eval_every >= 0, "eval-every: must be >= 0");
+  require(!config.eval_only || !config.resume.empty(),
+          "eval-only: needs --resume auto or --resume PATH (the checkpoint to evaluate)");
+  require(config.model == "conv" || config.model == "mlp",
+          "model: '" + config.model + "' is not one of conv, mlp");
+  require(config.init == "xavier" || config.init == "torch",
+          "init: '" + config.init + "' is not one of xavier, torch");
+  const auto& type = config.noise_type;
+  require(type == "gaussian" || type == "salt-pepper" || type == "mask",
+          "noise-type: '" + type + "' is not one of gaussian, salt-pepper, mask");
+  if (type != "gaussian") {
+    require(config.noise <= 1, "noise: for " + type + " it is a fraction of pixels, at most 1");
+    for (double level : config.eval_noise)
+      require(level <= 1, "eval-noise: for " + type + " levels are fractions of pixels, at most 1");
+  }
   require(config.checkpoint_every >= 0, "checkpoint-every: must be >= 0");
   require(config.keep_checkpoints >= 1, "keep-checkpoints: must be >= 1");
   const auto& activation = config.output_activation;
@@ -150,9 +176,14 @@ std::string describe_config(const Config& config) {
   row("seed", config.seed);
   row("log-every", config.log_every);
   row("threads", config.threads);
+  row("model", config.model);
+  row("init", config.init);
+  row("noise-type", config.noise_type);
   row("output-activation", config.output_activation);
   row("eval-noise", join(config.eval_noise));
   row("eval-batch", config.eval_batch);
+  row("eval-every", config.eval_every);
+  row("eval-only", config.eval_only ? "yes" : "no");
   row("checkpoint-every", config.checkpoint_every);
   row("keep-checkpoints", config.keep_checkpoints);
   row("resume", config.resume.empty() ? "(no)" : config.resume);

@@ -1,50 +1,283 @@
 #include "dae/evaluator.hpp"
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "dae/dataset.hpp"
+#include "dae/error.hpp"
+#include "dae/files.hpp"
+#include "dae/h5.hpp"
+#include "dae/image_io.hpp"
+#include "dae/metrics.hpp"
+#include "dae/mpi.hpp"
 #include "dae/noise.hpp"
+#include "dae/plot.hpp"
 #include "dae/trainer.hpp"
 
 namespace dae {
 
+namespace fs = std::filesystem;
+
 namespace {
+
+// Noise streams: the trainer uses 1 (and odd numbers after a resume on another world size);
+// evaluation blocks and the grids use these even ones, so no two ever share a stream.
 constexpr std::uint64_t kEvalNoiseStream = 2;
+constexpr std::uint64_t kGridNoiseStream = 4;
+constexpr int kCodeLayerDigits = 4;
+
+std::string level_text(double level) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.2f", level);
+  return text;
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else out += c;
+  }
+  return out;
+}
+
+// The first test image of each class present, in class order: [n, 1, 28, 28] in [0, 1].
+torch::Tensor one_digit_per_class(const std::string& data_path) {
+  const H5File file = H5File::open_read_only(data_path);
+  const std::vector<std::uint8_t> labels = file.read<std::uint8_t>("/test/labels");
+  std::vector<torch::Tensor> digits;
+  for (int digit = 0; digit <= 9; ++digit) {
+    const auto found = std::find(labels.begin(), labels.end(), digit);
+    if (found == labels.end()) continue;
+    torch::Tensor image = torch::empty({1, kImageSide, kImageSide}, torch::kUInt8);
+    file.read_rows("/test/images", static_cast<std::uint64_t>(found - labels.begin()), 1,
+                   image.data_ptr<std::uint8_t>());
+    digits.push_back(image);
+  }
+  return to_unit_float(torch::cat(digits));
+}
+
 }  // namespace
 
-std::vector<NoiseMetrics> evaluate_noise_sweep(ConvDae& model, Communicator& comm,
-                                               const std::string& data_path,
-                                               const std::vector<double>& levels,
-                                               std::uint64_t seed, std::int64_t batch) {
+std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& comm,
+                                               const Config& config) {
   torch::NoGradGuard no_grad;
-  model->eval();
-  const auto total = static_cast<std::int64_t>(count_rows(data_path, "test"));
+  model.eval();
+  const NoiseType type = parse_noise_type(config.noise_type);
+  const auto total = static_cast<std::int64_t>(count_rows(config.data, "test"));
+  const std::int64_t batch = config.eval_batch;
   const std::int64_t blocks = (total + batch - 1) / batch;
-  const auto level_count = static_cast<std::int64_t>(levels.size());
+  const auto level_count = static_cast<std::int64_t>(config.eval_noise.size());
 
-  // Per level: sum of squared errors, then the number of pixels; reduced in float64.
-  torch::Tensor sums = torch::zeros({level_count, 2}, torch::kFloat64);
+  // Per level: sums of squared error, pixels, PSNR, SSIM and images; reduced in float64.
+  torch::Tensor sums = torch::zeros({level_count, 5}, torch::kFloat64);
   for (std::int64_t block = comm.rank(); block < blocks; block += comm.size()) {
     const std::int64_t first = block * batch;
     const std::int64_t rows = std::min(batch, total - first);
-    const Shard part = Shard::read(data_path, "test", static_cast<std::uint64_t>(first),
+    const Shard part = Shard::read(config.data, "test", static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(rows));
     const torch::Tensor clean = to_unit_float(part.images);
     for (std::int64_t level = 0; level < level_count; ++level) {
-      NoiseSource noise(seed, static_cast<int>(level), kEvalNoiseStream + 1000 * block);
-      const torch::Tensor denoised = model->forward(noise.corrupt(clean, levels[level]));
-      sums[level][0] += (denoised - clean).pow(2).sum().to(torch::kFloat64).item<double>();
-      sums[level][1] += static_cast<double>(clean.numel());
+      NoiseSource noise(static_cast<std::uint64_t>(config.seed), static_cast<int>(level),
+                        kEvalNoiseStream + 1000 * static_cast<std::uint64_t>(block), type);
+      const torch::Tensor denoised = model.forward(noise.corrupt(clean, config.eval_noise[level]));
+      const torch::Tensor shown = denoised.clamp(0, 1);
+      auto sum = sums.accessor<double, 2>()[level];
+      sum[0] += (denoised - clean).pow(2).sum().item<double>();
+      sum[1] += static_cast<double>(clean.numel());
+      sum[2] += per_image_psnr(shown, clean).sum().item<double>();
+      sum[3] += per_image_ssim(shown, clean).sum().item<double>();
+      sum[4] += static_cast<double>(rows);
     }
   }
   comm.all_reduce_sum(sums);
-  model->train();
+  model.train();
 
   std::vector<NoiseMetrics> metrics;
   for (std::int64_t level = 0; level < level_count; ++level) {
-    const double pixels = sums[level][1].item<double>();
-    metrics.push_back({levels[level], sums[level][0].item<double>() / pixels,
-                       static_cast<std::int64_t>(pixels) / (kImageSide * kImageSide)});
+    const auto row = sums[level];
+    const double images = row[4].item<double>();
+    metrics.push_back({config.eval_noise[level], row[0].item<double>() / row[1].item<double>(),
+                       row[2].item<double>() / images, row[3].item<double>() / images,
+                       static_cast<std::int64_t>(images)});
   }
   return metrics;
+}
+
+Evaluator::Evaluator(const Config& config, Communicator& comm, bool continue_history)
+    : config_(config),
+      comm_(comm),
+      directory_((fs::path(config.run_dir) / "eval").string()),
+      continue_history_(continue_history) {}
+
+std::vector<NoiseMetrics> Evaluator::evaluate(Denoiser& model, const TrainState& state) {
+  const std::vector<NoiseMetrics> metrics = evaluate_noise_sweep(model, comm_, config_);
+  if (comm_.rank() == 0) {
+    if (!history_loaded_) load_history(state.step);
+    history_loaded_ = true;
+    for (const NoiseMetrics& level : metrics) history_.push_back({state.step, level});
+  }
+  // Rank 0 writes; a failure there (disk full) must end every rank, not leave them waiting.
+  torch::Tensor failed = torch::zeros({1}, torch::kFloat64);
+  std::string failure;
+  if (comm_.rank() == 0) {
+    try {
+      write_outputs(model, state);
+    } catch (const std::exception& error) {
+      failure = one_line(error);
+      failed.fill_(1.0);
+    }
+  }
+  comm_.all_reduce_sum(failed);
+  if (failed.item<double>() > 0) {
+    if (comm_.rank() == 0) std::fprintf(stderr, "dae_dist: %s\n", failure.c_str());
+    throw ReportedError(failure);
+  }
+  return metrics;
+}
+
+void Evaluator::load_history(std::int64_t before_step) {
+  const std::string path = directory_ + "/metrics.csv";
+  std::ifstream in(path);
+  if (!continue_history_ || !in) return;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string step, type, noise, mse, psnr, ssim, images;
+    if (!std::getline(fields, step, ',') || !std::getline(fields, type, ',') ||
+        !std::getline(fields, noise, ',') || !std::getline(fields, mse, ',') ||
+        !std::getline(fields, psnr, ',') || !std::getline(fields, ssim, ',') ||
+        !std::getline(fields, images, ','))
+      continue;
+    try {
+      // Rows from steps after the one we resumed at belong to a timeline this run abandoned.
+      if (type != config_.noise_type || std::stoll(step) >= before_step) continue;
+      history_.push_back({std::stoll(step),
+                          {std::stod(noise), std::stod(mse), std::stod(psnr), std::stod(ssim),
+                           std::stoll(images)}});
+    } catch (const std::exception&) {
+      continue;  // a malformed line is dropped, not fatal: the file is our own log
+    }
+  }
+}
+
+void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
+  fs::create_directories(directory_);
+  torch::NoGradGuard no_grad;
+  model.eval();
+  const std::string grids = write_grids(model);
+  write_code_layer(model);
+  model.train();
+  write_tables();
+
+  std::vector<std::pair<std::int64_t, double>> clean_mse;
+  for (const Row& row : history_)
+    if (row.metrics.noise == 0.0) clean_mse.emplace_back(row.step, row.metrics.mse);
+  plot_loss(directory_ + "/loss.png", state.loss_history, clean_mse);
+
+  std::ostringstream html;
+  html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>dae_dist: "
+       << html_escape(config_.run_dir) << "</title>\n"
+       << "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #999;padding:3px 8px;text-align:right}"
+          "img{image-rendering:pixelated;display:block;margin:4px 0 16px}</style></head>\n"
+       << "<body>\n<h1>dae_dist evaluation at step " << state.step << "</h1>\n";
+  html << "<h2>Metrics (" << html_escape(config_.noise_type)
+       << " noise, whole test set)</h2>\n<table><tr><th>step</th><th>noise</th><th>MSE</th>"
+          "<th>PSNR (dB)</th><th>SSIM</th><th>images</th></tr>\n";
+  for (const Row& row : history_) {
+    char cells[200];
+    std::snprintf(cells, sizeof cells,
+                  "<tr><td>%lld</td><td>%.2f</td><td>%.6f</td><td>%.2f</td><td>%.4f</td>"
+                  "<td>%lld</td></tr>\n",
+                  static_cast<long long>(row.step), row.metrics.noise, row.metrics.mse,
+                  row.metrics.psnr, row.metrics.ssim, static_cast<long long>(row.metrics.images));
+    html << cells;
+  }
+  html << "</table>\n<h2>Loss</h2>\n<img src=\"loss.png\" alt=\"loss curve\">\n"
+       << "<h2>Denoising: rows clean, noisy, denoised</h2>\n" << grids
+       << "<h2>Code layer</h2>\n<p>Each row one test digit, each cell one channel of the code, "
+          "scaled to the digit's largest activation.</p>\n"
+       << "<img src=\"code_layer.png\" alt=\"code layer\">\n"
+       << "<h2>Configuration</h2>\n<pre>" << html_escape(describe_config(config_)) << "</pre>\n"
+       // Lets a headless browser (and a reader) see at once whether every image decoded.
+       << "<script>window.addEventListener('load', function () {\n"
+          "  var images = Array.from(document.images);\n"
+          "  var broken = images.filter(function (i) { return !i.complete || i.naturalWidth === 0; });\n"
+          "  document.body.setAttribute('data-images', images.length);\n"
+          "  document.body.setAttribute('data-images-broken', broken.length);\n"
+          "});</script>\n</body></html>\n";
+  write_file_atomically(directory_ + "/report.html", html.str());
+}
+
+std::string Evaluator::write_grids(Denoiser& model) {
+  const torch::Tensor clean = one_digit_per_class(config_.data);
+  const NoiseType type = parse_noise_type(config_.noise_type);
+  std::ostringstream html;
+  for (std::size_t level = 0; level < config_.eval_noise.size(); ++level) {
+    NoiseSource noise(static_cast<std::uint64_t>(config_.seed), static_cast<int>(level),
+                      kGridNoiseStream, type);
+    const torch::Tensor noisy = noise.corrupt(clean, config_.eval_noise[level]);
+    const torch::Tensor cells = torch::stack({clean, noisy, model.forward(noisy)}).squeeze(2);
+    const std::string name =
+        "grid_" + config_.noise_type + "_" + level_text(config_.eval_noise[level]) + ".png";
+    write_png(directory_ + "/" + name, tile(cells, 3, 4));
+    html << "<h3>noise " << level_text(config_.eval_noise[level]) << "</h3>\n<img src=\"" << name
+         << "\" alt=\"grid at noise " << level_text(config_.eval_noise[level]) << "\">\n";
+  }
+  return html.str();
+}
+
+void Evaluator::write_code_layer(Denoiser& model) {
+  const torch::Tensor digits = one_digit_per_class(config_.data);
+  const torch::Tensor images = digits.narrow(0, 0, std::min<std::int64_t>(kCodeLayerDigits,
+                                                                         digits.size(0)));
+  torch::Tensor code = model.encode(images);
+  const int scale = code.dim() == 4 ? 4 : 16;
+  if (code.dim() == 2) code = code.view({code.size(0), code.size(1), 1, 1});
+  // Each digit's channels share one scale, so channels can be compared within a row.
+  const torch::Tensor peak = code.flatten(1).amax(1).clamp_min(1e-12).view({-1, 1, 1, 1});
+  write_png(directory_ + "/code_layer.png", tile(code / peak, scale, 2));
+}
+
+void Evaluator::write_tables() {
+  std::ostringstream csv;
+  csv << "step,noise_type,noise,mse,psnr,ssim,images\n";
+  std::vector<std::int64_t> steps, images;
+  std::vector<double> noise, mse, psnr, ssim;
+  for (const Row& row : history_) {
+    csv << row.step << "," << config_.noise_type << "," << json_number(row.metrics.noise) << ","
+        << json_number(row.metrics.mse) << "," << json_number(row.metrics.psnr) << ","
+        << json_number(row.metrics.ssim) << "," << row.metrics.images << "\n";
+    steps.push_back(row.step);
+    images.push_back(row.metrics.images);
+    noise.push_back(row.metrics.noise);
+    mse.push_back(row.metrics.mse);
+    psnr.push_back(row.metrics.psnr);
+    ssim.push_back(row.metrics.ssim);
+  }
+  write_file_atomically(directory_ + "/metrics.csv", csv.str());
+
+  const std::string path = directory_ + "/eval.h5";
+  const std::string temporary = path + ".tmp";
+  {
+    H5File file = H5File::create(temporary);
+    const std::vector<std::uint64_t> dims{history_.size()};
+    file.write<std::int64_t>("/step", dims, steps.data());
+    file.write<double>("/noise", dims, noise.data());
+    file.write<double>("/mse", dims, mse.data());
+    file.write<double>("/psnr", dims, psnr.data());
+    file.write<double>("/ssim", dims, ssim.data());
+    file.write<std::int64_t>("/images", dims, images.data());
+    file.write_attribute("/", "noise_type", config_.noise_type);
+    file.close();
+  }
+  fs::rename(temporary, path);
 }
 
 }  // namespace dae

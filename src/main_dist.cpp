@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -50,11 +51,12 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
   return json.str();
 }
 
-// `--resume auto|PATH`: loads the model, Adam and the training state into `trainer`. With auto,
-// a checkpoint that does not load on every rank is skipped with a warning and the next older one
+// `--resume auto|PATH`: loads the model and Adam's state and returns the saved training state;
+// nothing when auto finds no usable checkpoint (the model is then left as it was). With auto, a
+// checkpoint that does not load on every rank is skipped with a warning and the next older one
 // tried; with a path, that file must load. Every rank takes the same decision.
-void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& model,
-            dae::Trainer& trainer) {
+std::optional<dae::CheckpointData> resume(const dae::Config& config, const dae::MpiComm& world,
+                                          dae::Denoiser& model, torch::optim::Adam& optimizer) {
   const bool automatic = config.resume == "auto";
   // Rank 0 lists the directory and tells the others, so that all try the same files in the same
   // order even where a shared file system shows ranks different listings for a moment.
@@ -70,14 +72,14 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
   }
   // A failed load can leave some tensors overwritten: keep the fresh start to fall back to.
   std::vector<torch::Tensor> initial;
-  for (const auto& parameter : model->parameters()) initial.push_back(parameter.detach().clone());
+  for (const auto& parameter : model.parameters()) initial.push_back(parameter.detach().clone());
 
   for (const std::string& path : candidates) {
     dae::CheckpointData saved;
     std::string failure;
-    trainer.optimizer().state().clear();  // no moments left over from a file that failed
+    optimizer.state().clear();  // no moments left over from a file that failed
     try {
-      saved = dae::load_checkpoint(path, *model, trainer.optimizer());
+      saved = dae::load_checkpoint(path, model, optimizer);
     } catch (const std::exception& error) {
       failure = dae::one_line(error);
     }
@@ -91,7 +93,6 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
                      failure.empty() ? "it did not load on every rank" : failure.c_str());
       continue;
     }
-    trainer.resume_from(saved);
     if (world.rank() == 0) {
       std::printf("resumed from %s at step %lld\n", path.c_str(),
                   static_cast<long long>(saved.step));
@@ -102,15 +103,41 @@ void resume(const dae::Config& config, const dae::MpiComm& world, dae::ConvDae& 
                      "re-derived and differ from the uninterrupted run\n",
                      kProgram, static_cast<long long>(saved.world_size), world.size());
     }
-    return;
+    return saved;
   }
   torch::NoGradGuard no_grad;
   std::size_t i = 0;
-  for (auto& parameter : model->parameters()) parameter.copy_(initial[i++]);
-  trainer.optimizer().state().clear();
+  for (auto& parameter : model.parameters()) parameter.copy_(initial[i++]);
+  optimizer.state().clear();
   if (world.rank() == 0)
-    std::printf("no usable checkpoint in %s/checkpoints: starting fresh\n",
-                config.run_dir.c_str());
+    std::printf("no usable checkpoint in %s/checkpoints\n", config.run_dir.c_str());
+  return std::nullopt;
+}
+
+void print_sweep(const dae::Config& config, const std::vector<dae::NoiseMetrics>& sweep) {
+  for (const auto& level : sweep)
+    std::printf("  test %s %.2f: MSE %.6f  PSNR %.2f dB  SSIM %.4f (%lld images)\n",
+                config.noise_type.c_str(), level.noise, level.mse, level.psnr, level.ssim,
+                static_cast<long long>(level.images));
+}
+
+// `--eval-only`: the whole evaluation of one checkpoint, no training.
+int evaluate_only(const dae::Config& config, const dae::MpiComm& world, dae::Communicator& comm,
+                  dae::Denoiser& model) {
+  torch::optim::Adam unused(model.parameters());
+  const auto saved = resume(config, world, model, unused);
+  dae::run_collectively(world, kProgram, [&] {
+    if (!saved) throw dae::Error("eval-only: no checkpoint to evaluate");
+  });
+  dae::TrainState state;
+  state.step = saved->step;
+  state.loss_history = saved->loss_history;
+  const auto sweep = dae::Evaluator(config, comm, true).evaluate(model, state);
+  if (world.rank() == 0) {
+    print_sweep(config, sweep);
+    std::printf("outputs in %s/eval: report.html\n", config.run_dir.c_str());
+  }
+  return 0;
 }
 
 int train(dae::MpiComm& world, int argc, char** argv) {
@@ -138,11 +165,22 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     std::fflush(stdout);
   }
 
-  dae::Shard train;
   dae::run_collectively(world, kProgram, [&] {
     if (world.rank() == 0) std::filesystem::create_directories(config.run_dir);
-    train = dae::Shard::read_for_rank(config.data, "train", world.rank(), world.size());
     dae::count_rows(config.data, "test");
+  });
+  dae::MpiCommunicator comm(world);
+  torch::manual_seed(static_cast<std::uint64_t>(config.seed));
+  const dae::ModelPtr model = dae::make_model(config);
+  dae::broadcast_parameters(*model, comm);
+  if (world.rank() == 0)
+    std::printf("model: %s, %lld parameters\n", config.model.c_str(),
+                static_cast<long long>(dae::count_parameters(*model)));
+  if (config.eval_only) return evaluate_only(config, world, comm, *model);
+
+  dae::Shard train;
+  dae::run_collectively(world, kProgram, [&] {
+    train = dae::Shard::read_for_rank(config.data, "train", world.rank(), world.size());
   });
   std::printf("rank %d/%d: rows [%llu, %llu) of %llu\n", world.rank(), world.size(),
               static_cast<unsigned long long>(train.first_row),
@@ -150,31 +188,28 @@ int train(dae::MpiComm& world, int argc, char** argv) {
               static_cast<unsigned long long>(train.total_rows));
   std::fflush(stdout);
 
-  dae::MpiCommunicator comm(world);
-  torch::manual_seed(static_cast<std::uint64_t>(config.seed));
-  dae::ConvDae model(config.output_activation);
-  dae::broadcast_parameters(*model, comm);
-
   dae::Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints,
                                  dae::describe_config(config));
-  dae::Trainer trainer(config, comm, train, model, &checkpointer);
-  if (!config.resume.empty()) resume(config, world, model, trainer);
+  dae::Evaluator evaluator(config, comm, !config.resume.empty());
+  dae::Trainer trainer(config, comm, train, model, &checkpointer, &evaluator);
+  if (!config.resume.empty()) {
+    if (const auto saved = resume(config, world, *model, trainer.optimizer()))
+      trainer.resume_from(*saved);
+    else if (world.rank() == 0)
+      std::printf("starting fresh\n");
+  }
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
-  const auto sweep = dae::evaluate_noise_sweep(model, comm, config.data, config.eval_noise,
-                                               static_cast<std::uint64_t>(config.seed),
-                                               config.eval_batch);
+  const auto sweep = evaluator.evaluate(*model, trainer.state());
   dae::run_collectively(world, kProgram, [&] {
     if (world.rank() != 0) return;
     std::printf("done: %lld steps in %.1f s, %.0f samples/s, final train loss %.6f\n",
                 static_cast<long long>(fit.steps), fit.wall_s, fit.samples_per_s,
                 fit.final_loss);
-    for (const auto& level : sweep)
-      std::printf("  test MSE at noise %.2f: %.6f (%lld images)\n", level.noise, level.mse,
-                  static_cast<long long>(level.images));
+    print_sweep(config, sweep);
     dae::write_file_atomically(config.run_dir + "/summary.json",
                                summary_json(config, world.size(), fit, sweep));
-    std::printf("outputs in %s: summary.json\n", config.run_dir.c_str());
+    std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());
   });
   return 0;
 }

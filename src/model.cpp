@@ -1,14 +1,24 @@
 #include "dae/model.hpp"
 
+#include "dae/config.hpp"
+#include "dae/error.hpp"
+
 namespace dae {
 
 namespace {
 // 'SAME' geometry for a 5x5 kernel at stride 2: padding 2 halves the side (28 -> 14 -> 7), and
 // output_padding 1 makes the transposed convolutions double it exactly (7 -> 14 -> 28).
 constexpr int kKernel = 5, kStride = 2, kPadding = 2, kOutputPadding = 1;
+constexpr int kPixels = 28 * 28, kMlpCode = 16;
 }  // namespace
 
-ConvDaeImpl::ConvDaeImpl(const std::string& activation) : output_activation(activation) {
+torch::Tensor Denoiser::activate_output(const torch::Tensor& out) const {
+  if (output_activation == "relu") return torch::relu(out);
+  if (output_activation == "sigmoid") return torch::sigmoid(out);
+  return out;
+}
+
+ConvDaeImpl::ConvDaeImpl(const std::string& activation) : Denoiser(activation) {
   using torch::nn::Conv2dOptions;
   using torch::nn::ConvTranspose2dOptions;
   encoder1 = register_module(
@@ -35,10 +45,42 @@ torch::Tensor ConvDaeImpl::encode(const torch::Tensor& images) {
 }
 
 torch::Tensor ConvDaeImpl::decode(const torch::Tensor& code) {
-  torch::Tensor out = decoder2(torch::relu(decoder1(code)));
-  if (output_activation == "relu") return torch::relu(out);
-  if (output_activation == "sigmoid") return torch::sigmoid(out);
-  return out;
+  return activate_output(decoder2(torch::relu(decoder1(code))));
+}
+
+MlpDaeImpl::MlpDaeImpl(const std::string& activation) : Denoiser(activation) {
+  encoder = register_module("encoder", torch::nn::Linear(kPixels, kMlpCode));
+  decoder = register_module("decoder", torch::nn::Linear(kMlpCode, kPixels));
+}
+
+torch::Tensor MlpDaeImpl::encode(const torch::Tensor& images) {
+  return torch::relu(encoder(images.flatten(1)));
+}
+
+torch::Tensor MlpDaeImpl::decode(const torch::Tensor& code) {
+  return activate_output(decoder(code)).view({-1, 1, 28, 28});
+}
+
+void init_xavier(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    if (item.value().dim() > 1)
+      torch::nn::init::xavier_uniform_(item.value());
+    else
+      item.value().zero_();
+  }
+}
+
+ModelPtr make_model(const Config& config) {
+  ModelPtr model;
+  if (config.model == "conv")
+    model = ConvDae(config.output_activation).ptr();
+  else if (config.model == "mlp")
+    model = MlpDae(config.output_activation).ptr();
+  else
+    throw Error("config: model: '" + config.model + "' is not one of conv, mlp");
+  if (config.init == "xavier") init_xavier(*model);
+  return model;
 }
 
 std::int64_t count_parameters(torch::nn::Module& module) {

@@ -5,6 +5,7 @@
 
 #include "dae/checkpoint.hpp"
 #include "dae/error.hpp"
+#include "dae/evaluator.hpp"
 #include "dae/signals.hpp"
 
 namespace dae {
@@ -57,17 +58,19 @@ torch::Tensor to_unit_float(const torch::Tensor& images) {
   return images.unsqueeze(1).to(torch::kFloat32).div_(255.0);
 }
 
-Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model,
-                 Checkpointer* checkpointer)
+Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ModelPtr model,
+                 Checkpointer* checkpointer, Evaluator* evaluator)
     : config_(config),
       comm_(comm),
       train_(train),
       model_(std::move(model)),
       checkpointer_(checkpointer),
+      evaluator_(evaluator),
       optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
       gradients_(*model_),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
-      noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream) {
+      noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
+             parse_noise_type(config.noise_type)) {
   state_.noise_state = noise_.state();
 }
 
@@ -110,7 +113,7 @@ FitResult Trainer::fit() {
       break;
     }
     if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
-      result.loss_history.emplace_back(state_.step, loss);
+      state_.loss_history.emplace_back(state_.step, loss);
       if (comm_.rank() == 0) {
         const double elapsed = seconds_since_start();
         const double done = static_cast<double>(state_.step - first_step);
@@ -129,6 +132,9 @@ FitResult Trainer::fit() {
         std::fflush(stdout);
       }
     }
+    if (evaluator_ != nullptr && config_.eval_every > 0 &&
+        state_.step % config_.eval_every == 0 && state_.step != config_.steps)
+      evaluator_->evaluate(*model_, state_);
     if (checkpointer_ != nullptr &&
         (state_.step == config_.steps ||
          (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0)))
@@ -152,6 +158,7 @@ std::string Trainer::save_checkpoint() {
 void Trainer::resume_from(const CheckpointData& saved) {
   state_.step = saved.step;
   state_.last_loss = saved.last_loss;
+  state_.loss_history = saved.loss_history;
   if (saved.world_size == comm_.size()) {
     state_.cursor = saved.cursors[static_cast<std::size_t>(comm_.rank())];
     noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
@@ -162,7 +169,8 @@ void Trainer::resume_from(const CheckpointData& saved) {
     for (const auto& cursor : saved.cursors) epoch = std::max(epoch, cursor.epoch + 1);
     state_.cursor = {epoch, 0};
     noise_ = NoiseSource(static_cast<std::uint64_t>(config_.seed), comm_.rank(),
-                         kTrainNoiseStream + 2 * static_cast<std::uint64_t>(saved.step));
+                         kTrainNoiseStream + 2 * static_cast<std::uint64_t>(saved.step),
+                         parse_noise_type(config_.noise_type));
   }
   state_.noise_state = noise_.state();
 }

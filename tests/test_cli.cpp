@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "dae/dataset.hpp"
+#include "dae/h5.hpp"
+#include "dae/image_io.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -173,6 +175,82 @@ TEST_F(Dist, WarnsWhenAReluLayerHasDied) {
                                    dir.file("healthy") + " --steps 40 --log-every 20");
   ASSERT_EQ(healthy.exit_code, 0) << healthy.output;
   EXPECT_EQ(count_of(healthy.output, "has died"), 0u) << healthy.output;
+}
+
+// Every file a report's <img src="..."> names.
+std::vector<std::string> referenced_images(const std::string& html) {
+  std::vector<std::string> names;
+  const std::regex source(R"re(<img src="([^"]+)")re");
+  for (std::sregex_iterator match(html.begin(), html.end(), source), end; match != end; ++match)
+    names.push_back((*match)[1]);
+  return names;
+}
+
+TEST_F(Dist, EvaluationWritesGridsMetricsPlotAndAReportABrowserLoads) {
+  const std::string run = dir.file("eval_run");
+  const auto result = dist(2, "--data " + dir.file("data.h5") + " --run-dir " + run +
+                                  " --steps 40 --batch-size 10 --log-every 10 --eval-every 20"
+                                  " --eval-noise 0,0.5,1");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const std::string eval = run + "/eval";
+  for (const char* level : {"0.00", "0.30", "0.50", "1.00"}) {
+    const GrayImage grid = read_png(eval + "/grid_gaussian_" + level + ".png");
+    EXPECT_EQ(grid.width, 10 * 84 + 11 * 4) << level;  // one digit of each class
+    EXPECT_EQ(grid.height, 3 * 84 + 4 * 4) << level;   // clean, noisy, denoised
+  }
+  EXPECT_EQ(read_png(eval + "/code_layer.png").height, 4 * 28 + 5 * 2);  // 4 digits, 7x7 x4
+  EXPECT_GT(read_png(eval + "/loss.png").width, 0);
+
+  // Two evaluations (steps 20 and 40) of four levels each, in the CSV and in eval.h5.
+  std::ifstream csv_file(eval + "/metrics.csv");
+  std::stringstream csv;
+  csv << csv_file.rdbuf();
+  EXPECT_EQ(csv.str().rfind("step,noise_type,noise,mse,psnr,ssim,images\n", 0), 0u);
+  EXPECT_EQ(count_of(csv.str(), "\n20,gaussian,"), 4u) << csv.str();
+  EXPECT_EQ(count_of(csv.str(), "\n40,gaussian,"), 4u) << csv.str();
+  const H5File h5 = H5File::open_read_only(eval + "/eval.h5");
+  EXPECT_EQ(h5.read<std::int64_t>("/step").size(), 8u);
+  EXPECT_EQ(h5.read<double>("/ssim").size(), 8u);
+
+  std::ifstream report_file(eval + "/report.html");
+  std::stringstream report;
+  report << report_file.rdbuf();
+  const auto images = referenced_images(report.str());
+  EXPECT_EQ(images.size(), 6u);  // loss, four grids, code layer
+  for (const std::string& name : images) EXPECT_NO_THROW(read_png(eval + "/" + name)) << name;
+
+  // The page as a browser sees it: loads, runs its check, every image decoded.
+  const auto browser = run_command(
+      "timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=10000 "
+      "--dump-dom file://" + eval + "/report.html 2>/dev/null");
+  ASSERT_EQ(browser.exit_code, 0) << browser.output;
+  EXPECT_NE(browser.output.find("data-images=\"6\""), std::string::npos) << browser.output;
+  EXPECT_NE(browser.output.find("data-images-broken=\"0\""), std::string::npos)
+      << browser.output;
+
+  // --eval-only on the final checkpoint reproduces the final evaluation's numbers.
+  const auto again = dist(2, "--data " + dir.file("data.h5") + " --run-dir " + run +
+                                 " --eval-noise 0,0.5,1 --eval-only --resume " + run +
+                                 "/checkpoints/ckpt_00000040.h5");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  const std::regex clean_line(R"(test gaussian 0\.00: MSE ([0-9.]+))");
+  std::smatch trained, evaluated;
+  ASSERT_TRUE(std::regex_search(result.output, trained, clean_line)) << result.output;
+  ASSERT_TRUE(std::regex_search(again.output, evaluated, clean_line)) << again.output;
+  EXPECT_EQ(trained[1], evaluated[1]);
+}
+
+TEST_F(Dist, FullyConnectedModelAndOtherNoiseTypesTrain) {
+  for (const std::string& args : {std::string("--model mlp"),
+                                  std::string("--noise-type salt-pepper --noise 0.2"),
+                                  std::string("--noise-type mask --noise 0.67")}) {
+    const auto result = dist(1, "--data " + dir.file("data.h5") + " --run-dir " +
+                                    dir.file("variant") + " --steps 20 --eval-noise 0,0.5 " + args);
+    EXPECT_EQ(result.exit_code, 0) << args << "\n" << result.output;
+  }
+  const auto bad = dist(1, "--data " + dir.file("data.h5") + " --noise-type mask --noise 1.5");
+  EXPECT_EQ(count_of(bad.output, "noise: for mask it is a fraction of pixels, at most 1"), 1u)
+      << bad.output;
 }
 
 }  // namespace

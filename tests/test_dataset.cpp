@@ -106,7 +106,8 @@ TEST(BatchOrder, ReproducibleForSeedAndDifferentAcrossRanks) {
 
 TEST(NoiseSource, ReproducibleForSeedDifferentAcrossRanksAndRestorable) {
   const torch::Tensor clean = torch::zeros({4, 1, 28, 28});
-  NoiseSource rank0(5, 0, 1), rank0_again(5, 0, 1), rank1(5, 1, 1);
+  const NoiseType gaussian = NoiseType::kGaussian;
+  NoiseSource rank0(5, 0, 1, gaussian), rank0_again(5, 0, 1, gaussian), rank1(5, 1, 1, gaussian);
   const torch::Tensor x = rank0.corrupt(clean, 0.8);
   EXPECT_TRUE(x.equal(rank0_again.corrupt(clean, 0.8)));
   EXPECT_FALSE(x.equal(rank1.corrupt(clean, 0.8)));
@@ -115,7 +116,7 @@ TEST(NoiseSource, ReproducibleForSeedDifferentAcrossRanksAndRestorable) {
 
   const torch::Tensor saved = rank0.state();
   const torch::Tensor next = rank0.corrupt(clean, 0.3);
-  NoiseSource restored(99, 3, 1);
+  NoiseSource restored(99, 3, 1, gaussian);
   restored.set_state(saved);
   EXPECT_TRUE(next.equal(restored.corrupt(clean, 0.3)));
 }

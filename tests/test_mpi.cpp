@@ -7,6 +7,7 @@
 #include "dae/checkpoint.hpp"
 #include "dae/dataset.hpp"
 #include "dae/error.hpp"
+#include "dae/evaluator.hpp"
 #include "dae/model.hpp"
 #include "dae/mpi.hpp"
 #include "dae/mpi_communicator.hpp"
@@ -114,7 +115,7 @@ TEST_F(MultiRank, ReplicasStayBitIdenticalAfterTwentySteps) {
   torch::manual_seed(100 + comm.rank());
   ConvDae model(config.output_activation);
   broadcast_parameters(*model, comm);
-  Trainer trainer(config, comm, shard, model);
+  Trainer trainer(config, comm, shard, model.ptr());
   trainer.fit();
   EXPECT_EQ(trainer.state().step, 20);
 
@@ -129,13 +130,41 @@ TEST_F(MultiRank, ShortRunHalvesTheLoss) {
   const Config config = short_run(data, 150, 25);
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   torch::manual_seed(7);
-  ConvDae model(config.output_activation);
+  const ModelPtr model = make_model(config);
   broadcast_parameters(*model, comm);
   Trainer trainer(config, comm, shard, model);
   const double first_loss = trainer.step();
   const FitResult fit = trainer.fit();
   EXPECT_LT(fit.final_loss, 0.5 * first_loss)
       << "first loss " << first_loss << ", final " << fit.final_loss;
+}
+
+TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {
+  SharedDataFile data(comm, 600, 120);
+  Config config = short_run(data, 100, 25);
+  config.eval_noise = {0.0, 0.3, 0.6, 1.0};
+  config.eval_batch = 50;  // several blocks, spread over the ranks
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  torch::manual_seed(8);
+  const ModelPtr model = make_model(config);
+  broadcast_parameters(*model, comm);
+  Trainer trainer(config, comm, shard, model);
+  trainer.fit();
+
+  const auto sweep = evaluate_noise_sweep(*model, comm, config);
+  ASSERT_EQ(sweep.size(), 4u);
+  for (std::size_t i = 0; i < sweep.size(); ++i) {
+    EXPECT_EQ(sweep[i].images, 120);
+    if (i > 0) {
+      EXPECT_GT(sweep[i].mse, sweep[i - 1].mse) << "noise " << sweep[i].noise;
+      EXPECT_LT(sweep[i].psnr, sweep[i - 1].psnr) << "noise " << sweep[i].noise;
+      EXPECT_LT(sweep[i].ssim, sweep[i - 1].ssim) << "noise " << sweep[i].noise;
+    }
+  }
+  torch::Tensor mine = torch::tensor({sweep[0].mse, sweep[3].mse}, torch::kFloat64);
+  torch::Tensor rank0 = mine.clone();
+  comm.broadcast(rank0, 0);
+  EXPECT_TRUE(mine.equal(rank0));
 }
 
 // Every floating-point number of Adam's state, in parameter order.
@@ -163,12 +192,12 @@ TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
   torch::manual_seed(5);
   ConvDae uninterrupted(config.output_activation);
   broadcast_parameters(*uninterrupted, comm);
-  Trainer first(config, comm, shard, uninterrupted, &checkpointer);
+  Trainer first(config, comm, shard, uninterrupted.ptr(), &checkpointer);
   first.fit();
 
   torch::manual_seed(6);  // a different start: everything must come from the checkpoint
   ConvDae resumed(config.output_activation);
-  Trainer second(config, comm, shard, resumed, &checkpointer);
+  Trainer second(config, comm, shard, resumed.ptr(), &checkpointer);
   const std::string step10 = config.run_dir + "/checkpoints/ckpt_00000010.h5";
   const CheckpointData saved = load_checkpoint(step10, *resumed, second.optimizer());
   EXPECT_EQ(saved.step, 10);

@@ -25,6 +25,7 @@ inline constexpr std::int64_t kCheckpointFormatVersion = 1;
 //   /state/epoch, /state/position        int64 [world]: each rank's place in its data order
 //   /state/noise_rng                     uint8 [world, bytes]: each rank's noise generator
 //   /state/last_loss                     float64 [1]
+//   /state/loss_history                  float64 [n, 2]: (step, mean loss) at each log point
 //   / attributes                         format_version, libtorch_version, config, complete
 struct CheckpointData {
   std::int64_t step = 0;
@@ -32,6 +33,7 @@ struct CheckpointData {
   std::vector<BatchCursor> cursors;         // one per saved rank
   std::vector<torch::Tensor> noise_states;  // one per saved rank
   double last_loss = 0;
+  std::vector<std::pair<std::int64_t, double>> loss_history;
 };
 
 // Saves on rank 0 after gathering every rank's TrainState; writes RUN_DIR/checkpoints/

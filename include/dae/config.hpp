@@ -15,15 +15,20 @@ struct Config {
   long steps = 10000;                    // optimizer steps
   long batch_size = 50;                  // images per rank per step
   double lr = 0.01;                      // Adam learning rate
-  double noise = 0.3;                    // training noise coefficient c: x + c * N(0, 1)
+  std::string noise_type = "gaussian";   // gaussian | salt-pepper | mask (see noise.hpp)
+  double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
   long seed = 1234;                      // seeds initial weights, data order and noise
   long log_every = 100;                  // steps between progress lines
   long threads = 0;                      // LibTorch intra-op threads per rank; 0: cores / ranks
+  std::string model = "conv";            // conv (the seed's) | mlp (fully connected, same size)
+  std::string init = "xavier";           // xavier (the seed's TensorFlow layers) | torch
   // The seed's ReLU output can die (all outputs 0, loss stuck at mean(x^2)) under Adam at lr 0.01;
   // a linear output trains reliably, so it is the default and configs/seed.ini asks for relu.
   std::string output_activation = "none";  // relu (the seed's) | sigmoid | none
   std::vector<double> eval_noise = {0.0, 0.3, 0.5, 0.7, 0.9, 1.0};  // test-set noise sweep
   long eval_batch = 500;                 // test images per forward pass during evaluation
+  long eval_every = 0;                   // steps between evaluations; 0: only at the end
+  bool eval_only = false;                // evaluate the --resume checkpoint, train nothing
   long checkpoint_every = 1000;          // steps between checkpoints; 0: only at the end
   long keep_checkpoints = 3;             // newest checkpoint files kept in RUN_DIR/checkpoints
   std::string resume;                    // "" (start fresh) | auto | PATH of a checkpoint

@@ -1,27 +1,62 @@
-// defines: dae::ConvDae (the seed's convolutional denoising autoencoder), dae::count_parameters
+// defines: dae::Denoiser (what the trainer and evaluator need of a model), dae::ConvDae (the
+//          seed's convolutional autoencoder), dae::MlpDae (a fully connected one of similar
+//          size), dae::make_model, dae::count_parameters
 #pragma once
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 
 namespace dae {
 
+struct Config;
+
+// An autoencoder that maps [B,1,28,28] images to [B,1,28,28] reconstructions through a code.
+struct Denoiser : torch::nn::Module {
+  explicit Denoiser(std::string output_activation) : output_activation(std::move(output_activation)) {}
+  virtual torch::Tensor encode(const torch::Tensor& images) = 0;
+  virtual torch::Tensor decode(const torch::Tensor& code) = 0;
+  torch::Tensor forward(const torch::Tensor& images) { return decode(encode(images)); }
+
+  std::string output_activation;  // relu | sigmoid | none, applied by decode()
+
+ protected:
+  torch::Tensor activate_output(const torch::Tensor& out) const;
+};
+using ModelPtr = std::shared_ptr<Denoiser>;
+
 // The seed network: 28x28 -> conv 5x5/2 (1->16) -> 14x14 -> conv 5x5/2 (16->32) -> 7x7x32 code
 // -> transposed conv 5x5/2 (32->16, no bias) -> 14x14 -> transposed conv 5x5/2 (16->1, no bias)
 // -> 28x28, ReLU after every layer (the last one configurable). 26 448 parameters.
-struct ConvDaeImpl : torch::nn::Module {
+struct ConvDaeImpl : Denoiser {
   explicit ConvDaeImpl(const std::string& output_activation = "relu");
-
-  torch::Tensor encode(const torch::Tensor& images);  // [B,1,28,28] -> code [B,32,7,7]
-  torch::Tensor decode(const torch::Tensor& code);    // [B,32,7,7] -> [B,1,28,28]
-  torch::Tensor forward(const torch::Tensor& images) { return decode(encode(images)); }
+  torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,32,7,7]
+  torch::Tensor decode(const torch::Tensor& code) override;
 
   torch::nn::Conv2d encoder1{nullptr}, encoder2{nullptr};
   torch::nn::ConvTranspose2d decoder1{nullptr}, decoder2{nullptr};
-  std::string output_activation;
 };
 TORCH_MODULE(ConvDae);
+
+// The seed's question 1: a plain fully connected autoencoder, 784 -> 16 (ReLU) -> 784,
+// 25 888 parameters, against the conv network's 26 448.
+struct MlpDaeImpl : Denoiser {
+  explicit MlpDaeImpl(const std::string& output_activation = "none");
+  torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,16]
+  torch::Tensor decode(const torch::Tensor& code) override;
+
+  torch::nn::Linear encoder{nullptr}, decoder{nullptr};
+};
+TORCH_MODULE(MlpDae);
+
+// The model `config` names (model, output-activation, init), with its initial weights drawn
+// from LibTorch's global generator.
+ModelPtr make_model(const Config& config);
+
+// Glorot/Xavier-uniform weights and zero biases: the initialisation of the TensorFlow layers the
+// seed was written with (PyTorch's default draws smaller weights).
+void init_xavier(torch::nn::Module& module);
 
 std::int64_t count_parameters(torch::nn::Module& module);
 

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "dae/dataset.hpp"
 
@@ -16,6 +18,7 @@ struct TrainState {
   BatchCursor cursor;          // this rank's position in its shuffled data order
   torch::Tensor noise_state;   // this rank's noise generator state (uint8 bytes)
   double last_loss = 0;        // mean training loss over all ranks at `step`
+  std::vector<std::pair<std::int64_t, double>> loss_history;  // (step, mean loss) at log points
 };
 
 }  // namespace dae

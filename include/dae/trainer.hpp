@@ -44,22 +44,24 @@ struct FitResult {
   double wall_s = 0;             // seconds spent in the loop
   double samples_per_s = 0;      // images per second over all ranks
   double final_loss = 0;         // mean loss over ranks at the last step
-  std::vector<std::pair<std::int64_t, double>> loss_history;  // (step, loss) at log points
 };
 
 class Checkpointer;
+class Evaluator;
 struct CheckpointData;
 
 class Trainer {
  public:
-  // `checkpointer` may be null (no checkpoints, stop signals ignored).
-  Trainer(const Config& config, Communicator& comm, const Shard& train, ConvDae model,
-          Checkpointer* checkpointer = nullptr);
+  // `checkpointer` may be null (no checkpoints, stop signals ignored); `evaluator` too (no
+  // evaluation every config.eval_every steps).
+  Trainer(const Config& config, Communicator& comm, const Shard& train, ModelPtr model,
+          Checkpointer* checkpointer = nullptr, Evaluator* evaluator = nullptr);
 
   // One optimizer step on the next batch; returns the loss averaged over all ranks.
   double step();
   // Runs from state().step to config.steps, printing progress on rank 0, checkpointing every
-  // config.checkpoint_every steps and at the end. On a stop signal (any rank) it checkpoints at
+  // config.checkpoint_every steps and at the end, evaluating every config.eval_every steps.
+  // On a stop signal (any rank) it checkpoints at
   // the step boundary and returns with `stopped`.
   FitResult fit();
   // Continues a checkpointed run: the step, and this rank's data position and noise stream when
@@ -69,15 +71,16 @@ class Trainer {
   std::string save_checkpoint();
 
   TrainState& state() { return state_; }
-  ConvDae& model() { return model_; }
+  Denoiser& model() { return *model_; }
   torch::optim::Adam& optimizer() { return optimizer_; }
 
  private:
   const Config& config_;
   Communicator& comm_;
   const Shard& train_;
-  ConvDae model_;
+  ModelPtr model_;
   Checkpointer* checkpointer_;
+  Evaluator* evaluator_;
   torch::optim::Adam optimizer_;
   FlatGradients gradients_;
   BatchOrder order_;

@@ -1,0 +1,46 @@
+#include "dae/metrics.hpp"
+
+namespace dae {
+
+namespace {
+
+constexpr double kPsnrOfExactMatch = 100.0;  // 10 log10(1 / 1e-10)
+
+torch::Tensor gaussian_window(const torch::Tensor& like) {
+  constexpr int kSize = 11;
+  constexpr double kSigma = 1.5;
+  const torch::Tensor x = torch::arange(kSize, like.options()) - (kSize - 1) / 2.0;
+  torch::Tensor g = torch::exp(-(x * x) / (2 * kSigma * kSigma));
+  g = g / g.sum();
+  return torch::outer(g, g).view({1, 1, kSize, kSize});
+}
+
+}  // namespace
+
+torch::Tensor per_image_mse(const torch::Tensor& output, const torch::Tensor& target) {
+  return (output - target).pow(2).flatten(1).mean(1);
+}
+
+torch::Tensor per_image_psnr(const torch::Tensor& output, const torch::Tensor& target) {
+  return (-10.0 * torch::log10(per_image_mse(output, target)))
+      .clamp_max(kPsnrOfExactMatch)
+      .nan_to_num(kPsnrOfExactMatch);
+}
+
+torch::Tensor per_image_ssim(const torch::Tensor& output_image, const torch::Tensor& target_image) {
+  constexpr double kC1 = 0.01 * 0.01, kC2 = 0.03 * 0.03;
+  // Variances come from E[x^2] - E[x]^2, which cancels badly in float32 next to C2 = 9e-4.
+  const torch::Tensor output = output_image.to(torch::kFloat64);
+  const torch::Tensor target = target_image.to(torch::kFloat64);
+  const torch::Tensor window = gaussian_window(output);
+  auto blur = [&window](const torch::Tensor& image) { return torch::conv2d(image, window); };
+  const torch::Tensor mu_x = blur(output), mu_y = blur(target);
+  const torch::Tensor var_x = blur(output * output) - mu_x * mu_x;
+  const torch::Tensor var_y = blur(target * target) - mu_y * mu_y;
+  const torch::Tensor cov = blur(output * target) - mu_x * mu_y;
+  const torch::Tensor map = ((2 * mu_x * mu_y + kC1) * (2 * cov + kC2)) /
+                            ((mu_x * mu_x + mu_y * mu_y + kC1) * (var_x + var_y + kC2));
+  return map.flatten(1).mean(1).to(output_image.scalar_type());
+}
+
+}  // namespace dae
