@@ -1,6 +1,5 @@
 #include "dae/checkpoint.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -242,11 +241,6 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
   if (data.world_size < 1 || epochs.size() != world || positions.size() != world ||
       noise_dims.size() != 2 || noise_dims[0] != world)
     throw Error(path + ": /state does not describe " + std::to_string(data.world_size) + " ranks");
-  const auto generator_bytes =
-      static_cast<std::uint64_t>(at::make_generator<at::CPUGeneratorImpl>().get_state().numel());
-  if (noise_dims[1] != generator_bytes)
-    throw Error(path + ": /state/noise_rng holds " + std::to_string(noise_dims[1]) +
-                "-byte generator states, this LibTorch's are " + std::to_string(generator_bytes));
   const auto noise = file.read<std::uint8_t>("/state/noise_rng");
   for (std::size_t r = 0; r < world; ++r) {
     data.cursors.push_back({epochs[r], positions[r]});

@@ -57,6 +57,8 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("batch-size", po::value(&config.batch_size)->default_value(defaults.batch_size),
        "images per rank per step")
       ("lr", po::value(&config.lr)->default_value(defaults.lr), "Adam learning rate")
+      ("lr-warmup", po::value(&config.lr_warmup)->default_value(defaults.lr_warmup),
+       "steps over which the learning rate rises linearly from lr/warmup to lr (0: none)")
       ("noise", po::value(&config.noise)->default_value(defaults.noise),
        "training noise coefficient c in x + c*N(0,1)")
       ("seed", po::value(&config.seed)->default_value(defaults.seed),
@@ -69,9 +71,20 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "conv (the seed's network) | mlp (fully connected, 784-16-784)")
       ("init", po::value(&config.init)->default_value(defaults.init),
        "initial weights: xavier (Glorot uniform, zero biases: the seed's) | torch (LibTorch's)")
+      ("init-bias", po::value(&config.init_bias)->default_value(defaults.init_bias),
+       "with init = xavier: the biases' initial value (0.1 keeps ReLU units active early on)")
       ("noise-type", po::value(&config.noise_type)->default_value(defaults.noise_type),
        "gaussian: x + c*N(0,1) | salt-pepper: a fraction c of pixels set to 0 or 1 | "
        "mask: a fraction c of pixels blanked (c = 0.67 keeps a third)")
+      ("device", po::value(&config.device)->default_value(defaults.device),
+       "auto (cuda when built with it and the node has GPUs) | cpu | cuda")
+      ("backend", po::value(&config.backend)->default_value(defaults.backend),
+       "auto (nccl on GPUs when built with it) | mpi | nccl")
+      ("share-gpus", po::bool_switch(&config.share_gpus),
+       "allow more ranks on a node than GPUs (MPI backend only)")
+      ("profile", po::bool_switch(&config.profile),
+       "print the time per step of each phase (batch, noise, forward, backward, all-reduce, "
+       "optimizer) at the end")
       ("output-activation",
        po::value(&config.output_activation)->default_value(defaults.output_activation),
        "last layer's activation: relu (the seed's) | sigmoid | none")
@@ -105,9 +118,14 @@ void validate(const Config& config) {
   require(config.batch_size > 0,
           "batch-size: must be > 0 (got " + std::to_string(config.batch_size) + ")");
   require(config.lr > 0, "lr: must be > 0");
+  require(config.lr_warmup >= 0, "lr-warmup: must be >= 0");
   require(config.noise >= 0, "noise: must be >= 0");
   require(config.log_every > 0, "log-every: must be > 0");
   require(config.threads >= 0, "threads: must be >= 0 (0 picks cores / ranks)");
+  require(config.device == "auto" || config.device == "cpu" || config.device == "cuda",
+          "device: '" + config.device + "' is not one of auto, cpu, cuda");
+  require(config.backend == "auto" || config.backend == "mpi" || config.backend == "nccl",
+          "backend: '" + config.backend + "' is not one of auto, mpi, nccl");
   require(config.eval_batch > 0, "eval-batch: must be > 0");
   require(config.eval_every >= 0, "eval-every: must be >= 0");
   require(!config.eval_only || !config.resume.empty(),
@@ -172,12 +190,18 @@ std::string describe_config(const Config& config) {
   row("steps", config.steps);
   row("batch-size", config.batch_size);
   row("lr", config.lr);
+  row("lr-warmup", config.lr_warmup);
   row("noise", config.noise);
   row("seed", config.seed);
   row("log-every", config.log_every);
   row("threads", config.threads);
+  row("device", config.device);
+  row("backend", config.backend);
+  row("share-gpus", config.share_gpus ? "yes" : "no");
+  row("profile", config.profile ? "yes" : "no");
   row("model", config.model);
   row("init", config.init);
+  row("init-bias", config.init_bias);
   row("noise-type", config.noise_type);
   row("output-activation", config.output_activation);
   row("eval-noise", join(config.eval_noise));

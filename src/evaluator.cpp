@@ -68,22 +68,24 @@ std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& co
   torch::NoGradGuard no_grad;
   model.eval();
   const NoiseType type = parse_noise_type(config.noise_type);
+  const torch::Device device = device_of(model);
   const auto total = static_cast<std::int64_t>(count_rows(config.data, "test"));
   const std::int64_t batch = config.eval_batch;
   const std::int64_t blocks = (total + batch - 1) / batch;
   const auto level_count = static_cast<std::int64_t>(config.eval_noise.size());
 
   // Per level: sums of squared error, pixels, PSNR, SSIM and images; reduced in float64.
-  torch::Tensor sums = torch::zeros({level_count, 5}, torch::kFloat64);
+  torch::Tensor sums = torch::zeros({level_count, 5}, torch::kFloat64);  // on the host
   for (std::int64_t block = comm.rank(); block < blocks; block += comm.size()) {
     const std::int64_t first = block * batch;
     const std::int64_t rows = std::min(batch, total - first);
     const Shard part = Shard::read(config.data, "test", static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(rows));
-    const torch::Tensor clean = to_unit_float(part.images);
+    const torch::Tensor clean = to_unit_float(part.images.to(device));
     for (std::int64_t level = 0; level < level_count; ++level) {
       NoiseSource noise(static_cast<std::uint64_t>(config.seed), static_cast<int>(level),
-                        kEvalNoiseStream + 1000 * static_cast<std::uint64_t>(block), type);
+                        kEvalNoiseStream + 1000 * static_cast<std::uint64_t>(block), type,
+                        device);
       const torch::Tensor denoised = model.forward(noise.corrupt(clean, config.eval_noise[level]));
       const torch::Tensor shown = denoised.clamp(0, 1);
       auto sum = sums.accessor<double, 2>()[level];
@@ -94,7 +96,10 @@ std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& co
       sum[4] += static_cast<double>(rows);
     }
   }
-  comm.all_reduce_sum(sums);
+  // The communicator reduces on its own device (NCCL: the GPU).
+  torch::Tensor reduced = sums.to(device);
+  comm.all_reduce_sum(reduced);
+  sums = reduced.cpu();
   model.train();
 
   std::vector<NoiseMetrics> metrics;
@@ -122,7 +127,7 @@ std::vector<NoiseMetrics> Evaluator::evaluate(Denoiser& model, const TrainState&
     for (const NoiseMetrics& level : metrics) history_.push_back({state.step, level});
   }
   // Rank 0 writes; a failure there (disk full) must end every rank, not leave them waiting.
-  torch::Tensor failed = torch::zeros({1}, torch::kFloat64);
+  torch::Tensor failed = torch::zeros({1}, torch::kFloat64).to(device_of(model));
   std::string failure;
   if (comm_.rank() == 0) {
     try {
@@ -216,12 +221,13 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
 }
 
 std::string Evaluator::write_grids(Denoiser& model) {
-  const torch::Tensor clean = one_digit_per_class(config_.data);
+  const torch::Device device = device_of(model);
+  const torch::Tensor clean = one_digit_per_class(config_.data).to(device);
   const NoiseType type = parse_noise_type(config_.noise_type);
   std::ostringstream html;
   for (std::size_t level = 0; level < config_.eval_noise.size(); ++level) {
     NoiseSource noise(static_cast<std::uint64_t>(config_.seed), static_cast<int>(level),
-                      kGridNoiseStream, type);
+                      kGridNoiseStream, type, device);
     const torch::Tensor noisy = noise.corrupt(clean, config_.eval_noise[level]);
     const torch::Tensor cells = torch::stack({clean, noisy, model.forward(noisy)}).squeeze(2);
     const std::string name =
@@ -234,7 +240,7 @@ std::string Evaluator::write_grids(Denoiser& model) {
 }
 
 void Evaluator::write_code_layer(Denoiser& model) {
-  const torch::Tensor digits = one_digit_per_class(config_.data);
+  const torch::Tensor digits = one_digit_per_class(config_.data).to(device_of(model));
   const torch::Tensor images = digits.narrow(0, 0, std::min<std::int64_t>(kCodeLayerDigits,
                                                                          digits.size(0)));
   torch::Tensor code = model.encode(images);

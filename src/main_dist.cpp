@@ -9,12 +9,14 @@
 #include "dae/checkpoint.hpp"
 #include "dae/config.hpp"
 #include "dae/dataset.hpp"
+#include "dae/device.hpp"
 #include "dae/error.hpp"
 #include "dae/evaluator.hpp"
 #include "dae/files.hpp"
 #include "dae/model.hpp"
 #include "dae/mpi.hpp"
 #include "dae/mpi_communicator.hpp"
+#include "dae/nccl_communicator.hpp"
 #include "dae/signals.hpp"
 #include "dae/trainer.hpp"
 
@@ -93,16 +95,9 @@ std::optional<dae::CheckpointData> resume(const dae::Config& config, const dae::
                      failure.empty() ? "it did not load on every rank" : failure.c_str());
       continue;
     }
-    if (world.rank() == 0) {
+    if (world.rank() == 0)
       std::printf("resumed from %s at step %lld\n", path.c_str(),
                   static_cast<long long>(saved.step));
-      if (saved.world_size != world.size())
-        std::fprintf(stderr,
-                     "%s: warning: checkpoint was written by %lld ranks, this job has %d: model "
-                     "and optimizer continue exactly, but the data order and noise streams are "
-                     "re-derived and differ from the uninterrupted run\n",
-                     kProgram, static_cast<long long>(saved.world_size), world.size());
-    }
     return saved;
   }
   torch::NoGradGuard no_grad;
@@ -112,6 +107,16 @@ std::optional<dae::CheckpointData> resume(const dae::Config& config, const dae::
   if (world.rank() == 0)
     std::printf("no usable checkpoint in %s/checkpoints\n", config.run_dir.c_str());
   return std::nullopt;
+}
+
+void print_profile(const std::vector<std::pair<std::string, double>>& phases) {
+  double total = 0;
+  for (const auto& phase : phases) total += phase.second;
+  std::printf("profile (rank 0, per step; every phase waits for the device):\n");
+  for (const auto& [name, seconds] : phases)
+    std::printf("  %-11s %8.3f ms  %5.1f %%\n", name.c_str(), seconds * 1e3,
+                total > 0 ? 100 * seconds / total : 0.0);
+  std::printf("  %-11s %8.3f ms\n", "total", total * 1e3);
 }
 
 void print_sweep(const dae::Config& config, const std::vector<dae::NoiseMetrics>& sweep) {
@@ -169,9 +174,24 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     if (world.rank() == 0) std::filesystem::create_directories(config.run_dir);
     dae::count_rows(config.data, "test");
   });
-  dae::MpiCommunicator comm(world);
+  dae::DevicePlan plan;
+  std::unique_ptr<dae::Communicator> communicator;
+  dae::run_collectively(world, kProgram, [&] {
+    const dae::DeviceFacts facts{dae::cuda_built(), dae::nccl_built(),
+                                 dae::cuda_built() ? static_cast<int>(torch::cuda::device_count())
+                                                   : 0,
+                                 world.local_rank(), world.local_size()};
+    plan = dae::plan_device(config.device, config.backend, config.share_gpus, facts);
+    communicator = plan.backend == "nccl" ? dae::make_nccl_communicator(world, plan.device)
+                                          : std::make_unique<dae::MpiCommunicator>(world);
+  });
+  dae::Communicator& comm = *communicator;
+  if (world.rank() == 0)
+    std::printf("device: %s, backend %s (%s)\n", plan.device.str().c_str(), comm.name(),
+                plan.reason.c_str());
   torch::manual_seed(static_cast<std::uint64_t>(config.seed));
   const dae::ModelPtr model = dae::make_model(config);
+  model->to(plan.device);
   dae::broadcast_parameters(*model, comm);
   if (world.rank() == 0)
     std::printf("model: %s, %lld parameters\n", config.model.c_str(),
@@ -193,10 +213,17 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   dae::Evaluator evaluator(config, comm, !config.resume.empty());
   dae::Trainer trainer(config, comm, train, model, &checkpointer, &evaluator);
   if (!config.resume.empty()) {
-    if (const auto saved = resume(config, world, *model, trainer.optimizer()))
-      trainer.resume_from(*saved);
-    else if (world.rank() == 0)
+    if (const auto saved = resume(config, world, *model, trainer.optimizer())) {
+      if (!trainer.resume_from(*saved) && world.rank() == 0)
+        std::fprintf(stderr,
+                     "%s: warning: checkpoint was written by %lld ranks (this job has %d) or on "
+                     "another kind of device: model and optimizer continue exactly, but the data "
+                     "order and noise streams are re-derived and differ from the uninterrupted "
+                     "run\n",
+                     kProgram, static_cast<long long>(saved->world_size), world.size());
+    } else if (world.rank() == 0) {
       std::printf("starting fresh\n");
+    }
   }
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
@@ -207,6 +234,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
                 static_cast<long long>(fit.steps), fit.wall_s, fit.samples_per_s,
                 fit.final_loss);
     print_sweep(config, sweep);
+    if (config.profile) print_profile(trainer.profile());
     dae::write_file_atomically(config.run_dir + "/summary.json",
                                summary_json(config, world.size(), fit, sweep));
     std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());

@@ -61,13 +61,13 @@ torch::Tensor MlpDaeImpl::decode(const torch::Tensor& code) {
   return activate_output(decoder(code)).view({-1, 1, 28, 28});
 }
 
-void init_xavier(torch::nn::Module& module) {
+void init_xavier(torch::nn::Module& module, double bias) {
   torch::NoGradGuard no_grad;
   for (auto& item : module.named_parameters()) {
     if (item.value().dim() > 1)
       torch::nn::init::xavier_uniform_(item.value());
     else
-      item.value().zero_();
+      item.value().fill_(bias);
   }
 }
 
@@ -79,7 +79,7 @@ ModelPtr make_model(const Config& config) {
     model = MlpDae(config.output_activation).ptr();
   else
     throw Error("config: model: '" + config.model + "' is not one of conv, mlp");
-  if (config.init == "xavier") init_xavier(*model);
+  if (config.init == "xavier") init_xavier(*model, config.init_bias);
   return model;
 }
 

@@ -17,23 +17,34 @@ MPI_Datatype mpi_type_of(const torch::Tensor& tensor) {
   }
 }
 
-void check_host_contiguous(const torch::Tensor& tensor) {
-  DAE_CHECK(tensor.is_contiguous() && tensor.device().is_cpu(),
-            "MpiCommunicator: tensors must be contiguous and on the CPU");
+// MPI works on host memory: a GPU tensor is staged through a host copy and copied back (for
+// nodes where NCCL cannot be used, e.g. several ranks sharing one GPU).
+template <typename Operation>
+void on_host(torch::Tensor& tensor, Operation operation) {
+  DAE_CHECK(tensor.is_contiguous(), "MpiCommunicator: tensors must be contiguous");
+  if (tensor.device().is_cpu()) {
+    operation(tensor);
+    return;
+  }
+  torch::Tensor host = tensor.to(torch::kCPU);
+  operation(host);
+  tensor.copy_(host);
 }
 
 }  // namespace
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
-  check_host_contiguous(tensor);
-  DAE_CHECK_MPI(MPI_Bcast(tensor.data_ptr(), static_cast<int>(tensor.numel()),
-                          mpi_type_of(tensor), root, comm_.get()));
+  on_host(tensor, [&](torch::Tensor& host) {
+    DAE_CHECK_MPI(MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host),
+                            root, comm_.get()));
+  });
 }
 
 void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
-  check_host_contiguous(tensor);
-  DAE_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()),
-                              mpi_type_of(tensor), MPI_SUM, comm_.get()));
+  on_host(tensor, [&](torch::Tensor& host) {
+    DAE_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()),
+                                mpi_type_of(host), MPI_SUM, comm_.get()));
+  });
 }
 
 void MpiCommunicator::all_reduce_mean(torch::Tensor& tensor) {

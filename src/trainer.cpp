@@ -1,5 +1,6 @@
 #include "dae/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -40,8 +41,8 @@ FlatGradients::FlatGradients(torch::nn::Module& module) {
   }
 }
 
-void FlatGradients::set_loss_and_stop(double loss, bool stop) {
-  extras_[0].fill_(loss);
+void FlatGradients::set_loss_and_stop(const torch::Tensor& loss, bool stop) {
+  extras_[0].copy_(loss);  // a device copy: no wait for the GPU here
   extras_[1].fill_(stop ? 1.0 : 0.0);
 }
 
@@ -54,6 +55,10 @@ void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
   for (auto& buffer : module.buffers()) comm.broadcast(buffer, 0);
 }
 
+torch::Device device_of(torch::nn::Module& module) {
+  return module.parameters().front().device();
+}
+
 torch::Tensor to_unit_float(const torch::Tensor& images) {
   return images.unsqueeze(1).to(torch::kFloat32).div_(255.0);
 }
@@ -62,7 +67,8 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
                  Checkpointer* checkpointer, Evaluator* evaluator)
     : config_(config),
       comm_(comm),
-      train_(train),
+      device_(device_of(*model)),
+      images_(train.images.to(device_)),
       model_(std::move(model)),
       checkpointer_(checkpointer),
       evaluator_(evaluator),
@@ -70,23 +76,69 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       gradients_(*model_),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
       noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
-             parse_noise_type(config.noise_type)) {
+             parse_noise_type(config.noise_type), device_) {
   state_.noise_state = noise_.state();
 }
 
+namespace {
+
+// With --profile, splits each step into phases. GPU work is asynchronous, so every phase boundary
+// waits for the device first; that costs speed, which is why it is a separate mode.
+class PhaseClock {
+ public:
+  PhaseClock(bool enabled, torch::Device device,
+             std::vector<std::pair<std::string, double>>& totals)
+      : enabled_(enabled), device_(device), totals_(totals), last_(now()) {}
+  void lap(const char* phase) {
+    if (!enabled_) return;
+    const auto time = now();
+    auto found = std::find_if(totals_.begin(), totals_.end(),
+                              [phase](const auto& entry) { return entry.first == phase; });
+    if (found == totals_.end()) found = totals_.insert(totals_.end(), {phase, 0.0});
+    found->second += std::chrono::duration<double>(time - last_).count();
+    last_ = time;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point now() const {
+    if (enabled_ && device_.is_cuda()) torch::cuda::synchronize(device_.index());
+    return std::chrono::steady_clock::now();
+  }
+  bool enabled_;
+  torch::Device device_;
+  std::vector<std::pair<std::string, double>>& totals_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
+
 double Trainer::step() {
-  const torch::Tensor indices = order_.next(config_.batch_size, state_.cursor);
-  const torch::Tensor clean = to_unit_float(train_.images.index_select(0, indices));
+  PhaseClock clock(config_.profile, device_, profile_);
+  const torch::Tensor indices = order_.next(config_.batch_size, state_.cursor).to(device_);
+  const torch::Tensor clean = to_unit_float(images_.index_select(0, indices));
+  clock.lap("batch");
   const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
+  clock.lap("noise");
 
   gradients_.zero();
   const torch::Tensor output = model_->forward(noisy);
   const torch::Tensor loss = torch::mse_loss(output, clean);
+  clock.lap("forward");
   loss.backward();
   last_output_ = output.detach();
-  gradients_.set_loss_and_stop(loss.item<double>(), checkpointer_ != nullptr && stop_requested());
+  gradients_.set_loss_and_stop(loss.detach(), checkpointer_ != nullptr && stop_requested());
+  clock.lap("backward");
   comm_.all_reduce_mean(gradients_.buffer());
+  clock.lap("all-reduce");
+  // A function of the step alone, so a resumed run uses the same rate as the original.
+  const double warmup = config_.lr_warmup > 0
+                            ? std::min(1.0, static_cast<double>(state_.step + 1) /
+                                                static_cast<double>(config_.lr_warmup))
+                            : 1.0;
+  static_cast<torch::optim::AdamOptions&>(optimizer_.param_groups()[0].options())
+      .lr(config_.lr * warmup);
   optimizer_.step();
+  clock.lap("optimizer");
 
   ++state_.step;
   state_.last_loss = gradients_.loss();
@@ -146,6 +198,7 @@ FitResult Trainer::fit() {
   result.samples_per_s =
       result.wall_s > 0 ? static_cast<double>(result.steps) * samples_per_step / result.wall_s : 0;
   result.final_loss = state_.last_loss;
+  for (auto& [phase, seconds] : profile_) seconds /= static_cast<double>(result.steps);
   return result;
 }
 
@@ -155,11 +208,17 @@ std::string Trainer::save_checkpoint() {
   return checkpointer_->save(*model_, optimizer_, state_);
 }
 
-void Trainer::resume_from(const CheckpointData& saved) {
+bool Trainer::resume_from(const CheckpointData& saved) {
   state_.step = saved.step;
   state_.last_loss = saved.last_loss;
   state_.loss_history = saved.loss_history;
-  if (saved.world_size == comm_.size()) {
+  const bool exact =
+      saved.world_size == comm_.size() &&
+      saved.noise_states[static_cast<std::size_t>(comm_.rank())].numel() == noise_.state().numel();
+  // Every rank must take the same branch, or their data orders would mix old and new.
+  torch::Tensor all_exact = torch::full({1}, exact ? 0.0 : 1.0, torch::kFloat32).to(device_);
+  comm_.all_reduce_sum(all_exact);
+  if (all_exact.item<float>() == 0.0f) {
     state_.cursor = saved.cursors[static_cast<std::size_t>(comm_.rank())];
     noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
   } else {
@@ -170,9 +229,10 @@ void Trainer::resume_from(const CheckpointData& saved) {
     state_.cursor = {epoch, 0};
     noise_ = NoiseSource(static_cast<std::uint64_t>(config_.seed), comm_.rank(),
                          kTrainNoiseStream + 2 * static_cast<std::uint64_t>(saved.step),
-                         parse_noise_type(config_.noise_type));
+                         parse_noise_type(config_.noise_type), device_);
   }
   state_.noise_state = noise_.state();
+  return all_exact.item<float>() == 0.0f;
 }
 
 }  // namespace dae

@@ -58,6 +58,13 @@ TEST(Config, BadValuesAreRejectedWithTheirOption) {
   EXPECT_NE(error_of({"--data", "d", "--noise=-0.1"}).find("noise: must be >= 0"),
             std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--lr", "0"}).find("lr: must be > 0"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--lr-warmup=-1"}).find("lr-warmup: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--model", "rnn"}).find("model: 'rnn'"), std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--noise-type", "speckle"}).find("noise-type: 'speckle'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--eval-only"}).find("eval-only: needs --resume"),
+            std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--steps", "ten"}).find("'ten'"), std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--steps", "ten"}).find("steps"), std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--lr", "fast"}).find("lr"), std::string::npos);

@@ -139,6 +139,22 @@ TEST_F(MultiRank, ShortRunHalvesTheLoss) {
       << "first loss " << first_loss << ", final " << fit.final_loss;
 }
 
+TEST_F(MultiRank, WarmupRaisesTheLearningRateLinearlyToLr) {
+  SharedDataFile data(comm, 100, 20);
+  Config config = short_run(data, 10, 4);
+  config.lr_warmup = 4;
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  Trainer trainer(config, comm, shard, make_model(config));
+  auto rate = [&trainer] {
+    return static_cast<torch::optim::AdamOptions&>(trainer.optimizer().param_groups()[0].options())
+        .lr();
+  };
+  for (const double expected : {0.0025, 0.005, 0.0075, 0.01, 0.01}) {
+    trainer.step();
+    EXPECT_DOUBLE_EQ(rate(), expected) << "after step " << trainer.state().step;
+  }
+}
+
 TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {
   SharedDataFile data(comm, 600, 120);
   Config config = short_run(data, 100, 25);
@@ -202,7 +218,7 @@ TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
   const CheckpointData saved = load_checkpoint(step10, *resumed, second.optimizer());
   EXPECT_EQ(saved.step, 10);
   EXPECT_EQ(saved.world_size, comm.size());
-  second.resume_from(saved);
+  EXPECT_TRUE(second.resume_from(saved)) << "same world size and device: exact";
   second.fit();
 
   EXPECT_TRUE(flat_parameters(*resumed).equal(flat_parameters(*uninterrupted)));

@@ -117,7 +117,7 @@ TEST_F(Resume, TwoRanksCheckpointResumesOnFourWithAWarning) {
   const auto four = run_command(job(4, "grow", "--steps 40 --resume auto"));
   ASSERT_EQ(four.exit_code, 0) << four.output;
   EXPECT_NE(four.output.find("at step 20"), std::string::npos) << four.output;
-  EXPECT_NE(four.output.find("written by 2 ranks, this job has 4"), std::string::npos)
+  EXPECT_NE(four.output.find("written by 2 ranks (this job has 4)"), std::string::npos)
       << four.output;
   EXPECT_NE(four.output.find("step     40/40"), std::string::npos) << four.output;
 }

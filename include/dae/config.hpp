@@ -15,13 +15,19 @@ struct Config {
   long steps = 10000;                    // optimizer steps
   long batch_size = 50;                  // images per rank per step
   double lr = 0.01;                      // Adam learning rate
+  long lr_warmup = 0;                    // steps over which the rate rises linearly to lr
   std::string noise_type = "gaussian";   // gaussian | salt-pepper | mask (see noise.hpp)
   double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
   long seed = 1234;                      // seeds initial weights, data order and noise
   long log_every = 100;                  // steps between progress lines
   long threads = 0;                      // LibTorch intra-op threads per rank; 0: cores / ranks
+  std::string device = "auto";           // auto | cpu | cuda (the node-local rank picks the GPU)
+  std::string backend = "auto";          // auto | mpi | nccl: how gradients are all-reduced
+  bool share_gpus = false;               // allow more ranks on a node than it has GPUs
+  bool profile = false;                  // print per-phase time per step at the end
   std::string model = "conv";            // conv (the seed's) | mlp (fully connected, same size)
   std::string init = "xavier";           // xavier (the seed's TensorFlow layers) | torch
+  double init_bias = 0.0;                // xavier: initial biases; > 0 keeps ReLUs alive early
   // The seed's ReLU output can die (all outputs 0, loss stuck at mean(x^2)) under Adam at lr 0.01;
   // a linear output trains reliably, so it is the default and configs/seed.ini asks for relu.
   std::string output_activation = "none";  // relu (the seed's) | sigmoid | none

@@ -54,9 +54,9 @@ TORCH_MODULE(MlpDae);
 // from LibTorch's global generator.
 ModelPtr make_model(const Config& config);
 
-// Glorot/Xavier-uniform weights and zero biases: the initialisation of the TensorFlow layers the
-// seed was written with (PyTorch's default draws smaller weights).
-void init_xavier(torch::nn::Module& module);
+// Glorot/Xavier-uniform weights and biases set to `bias` (0: the initialisation of the
+// TensorFlow layers the seed was written with; PyTorch's default draws smaller weights).
+void init_xavier(torch::nn::Module& module, double bias = 0.0);
 
 std::int64_t count_parameters(torch::nn::Module& module);
 

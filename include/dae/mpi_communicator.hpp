@@ -1,4 +1,4 @@
-// defines: dae::MpiCommunicator (Communicator over MPI on host memory)
+// defines: dae::MpiCommunicator (Communicator over MPI; GPU tensors staged through host memory)
 #pragma once
 
 #include "dae/communicator.hpp"

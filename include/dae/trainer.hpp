@@ -25,7 +25,7 @@ class FlatGradients {
   torch::Tensor& buffer() { return buffer_; }
   std::int64_t gradient_count() const { return buffer_.numel() - kExtraSlots; }
   void zero() { buffer_.zero_(); }
-  void set_loss_and_stop(double loss, bool stop);
+  void set_loss_and_stop(const torch::Tensor& loss, bool stop);
   double loss() const { return extras_[0].item<double>(); }
   bool stop_requested() const { return extras_[1].item<double>() > 0; }
 
@@ -65,19 +65,23 @@ class Trainer {
   // the step boundary and returns with `stopped`.
   FitResult fit();
   // Continues a checkpointed run: the step, and this rank's data position and noise stream when
-  // the world size is the one saved; otherwise re-derived from (seed, rank, step).
-  void resume_from(const CheckpointData& saved);
+  // the world size and the generator's kind (CPU or CUDA) are the ones saved; otherwise
+  // re-derived from (seed, rank, step). Returns whether the continuation is exact.
+  bool resume_from(const CheckpointData& saved);
   // Writes a checkpoint of the current state (collective).
   std::string save_checkpoint();
 
   TrainState& state() { return state_; }
+  // Mean seconds per step of each phase since the start of fit(); filled with config.profile.
+  const std::vector<std::pair<std::string, double>>& profile() const { return profile_; }
   Denoiser& model() { return *model_; }
   torch::optim::Adam& optimizer() { return optimizer_; }
 
  private:
   const Config& config_;
   Communicator& comm_;
-  const Shard& train_;
+  torch::Device device_;
+  torch::Tensor images_;  // this rank's shard, uint8 [rows, 28, 28], on device_
   ModelPtr model_;
   Checkpointer* checkpointer_;
   Evaluator* evaluator_;
@@ -86,9 +90,13 @@ class Trainer {
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
+  std::vector<std::pair<std::string, double>> profile_;  // phase -> total seconds, then mean
   torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
   bool warned_dead_output_ = false;
 };
+
+// The device a module's parameters live on.
+torch::Device device_of(torch::nn::Module& module);
 
 // Turns uint8 images [B, 28, 28] into float [B, 1, 28, 28] in [0, 1].
 torch::Tensor to_unit_float(const torch::Tensor& images);
