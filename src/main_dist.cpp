@@ -1,4 +1,6 @@
 // dae_dist: data-parallel training of the denoising autoencoder, one MPI rank per device.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -33,6 +35,7 @@ int intra_op_threads(const dae::Config& config, int ranks_on_node) {
 }
 
 std::string summary_json(const dae::Config& config, int world, const dae::FitResult& fit,
+                         double peak_rss_mb,
                          const std::vector<dae::NoiseMetrics>& sweep) {
   std::ostringstream json;
   json << "{\n"
@@ -41,6 +44,8 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
        << "  \"batch_size_per_rank\": " << config.batch_size << ",\n"
        << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
        << "  \"samples_per_s\": " << dae::json_number(fit.samples_per_s) << ",\n"
+       << "  \"samples_per_s_steady\": " << dae::json_number(fit.steady_samples_per_s) << ",\n"
+       << "  \"peak_rss_mb\": " << dae::json_number(peak_rss_mb) << ",\n"
        << "  \"wall_s\": " << dae::json_number(fit.wall_s) << ",\n"
        << "  \"train_loss_final\": " << dae::json_number(fit.final_loss) << ",\n"
        << "  \"test_mse\": {";
@@ -107,6 +112,16 @@ std::optional<dae::CheckpointData> resume(const dae::Config& config, const dae::
   if (world.rank() == 0)
     std::printf("no usable checkpoint in %s/checkpoints\n", config.run_dir.c_str());
   return std::nullopt;
+}
+
+// The largest peak resident set size of any rank, in MiB.
+double largest_peak_rss_mb(const dae::MpiComm& world) {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double mine = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
+  double largest = 0;
+  DAE_CHECK_MPI(MPI_Allreduce(&mine, &largest, 1, MPI_DOUBLE, MPI_MAX, world.get()));
+  return largest;
 }
 
 void print_profile(const std::vector<std::pair<std::string, double>>& phases) {
@@ -228,6 +243,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
   const auto sweep = evaluator.evaluate(*model, trainer.state());
+  const double peak_rss_mb = largest_peak_rss_mb(world);
   dae::run_collectively(world, kProgram, [&] {
     if (world.rank() != 0) return;
     std::printf("done: %lld steps in %.1f s, %.0f samples/s, final train loss %.6f\n",
@@ -236,7 +252,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     print_sweep(config, sweep);
     if (config.profile) print_profile(trainer.profile());
     dae::write_file_atomically(config.run_dir + "/summary.json",
-                               summary_json(config, world.size(), fit, sweep));
+                               summary_json(config, world.size(), fit, peak_rss_mb, sweep));
     std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());
   });
   return 0;

@@ -154,8 +154,10 @@ FitResult Trainer::fit() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
 
+  double warm_at = -1;  // seconds when kWarmupSteps were done
   while (state_.step < config_.steps) {
     const double loss = step();
+    if (state_.step - first_step == kWarmupSteps) warm_at = seconds_since_start();
     if (checkpointer_ != nullptr && gradients_.stop_requested()) {
       const std::string path = save_checkpoint();
       if (comm_.rank() == 0)
@@ -197,6 +199,9 @@ FitResult Trainer::fit() {
   result.wall_s = seconds_since_start();
   result.samples_per_s =
       result.wall_s > 0 ? static_cast<double>(result.steps) * samples_per_step / result.wall_s : 0;
+  if (warm_at >= 0 && result.wall_s > warm_at)
+    result.steady_samples_per_s = static_cast<double>(result.steps - kWarmupSteps) *
+                                  samples_per_step / (result.wall_s - warm_at);
   result.final_loss = state_.last_loss;
   for (auto& [phase, seconds] : profile_) seconds /= static_cast<double>(result.steps);
   return result;

@@ -38,11 +38,15 @@ class FlatGradients {
 // Copies rank 0's parameters (and buffers) to every rank.
 void broadcast_parameters(torch::nn::Module& module, Communicator& comm);
 
+// Steps a throughput figure leaves out: the first ones allocate and warm caches.
+inline constexpr std::int64_t kWarmupSteps = 20;
+
 struct FitResult {
   bool stopped = false;          // a stop signal ended the run early (checkpoint written)
   std::int64_t steps = 0;        // steps run in this call
   double wall_s = 0;             // seconds spent in the loop
   double samples_per_s = 0;      // images per second over all ranks
+  double steady_samples_per_s = 0;  // the same without the first kWarmupSteps (allocation, caches)
   double final_loss = 0;         // mean loss over ranks at the last step
 };
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds dae_dist on a GPU node against the PyTorch already installed there (pip, conda or a
+# module): LibTorch from `python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'`.
+# Open MPI, HDF5, Boost.Program_options, GoogleTest, libpng and MathGL come from the system when
+# present; otherwise from Debian packages in deps/debs (made by launch/fetch_debs.sh elsewhere),
+# unpacked into deps/prefix — never into /.
+# Usage: launch/build_gpu_node.sh [extra cmake options]; PYTHON=... picks the interpreter.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+python=${PYTHON:-python3}
+torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)') ||
+  { echo "build_gpu_node: $python has no torch; set PYTHON to the one that has" >&2; exit 1; }
+echo "build_gpu_node: LibTorch $("$python" -c 'import torch; print(torch.__version__)') at $torch_prefix"
+
+prefix_path=$torch_prefix
+have_system_deps() {
+  command -v mpicxx >/dev/null && [ -e /usr/include/hdf5/serial/hdf5.h -o -e /usr/include/hdf5.h ] &&
+    [ -e /usr/include/boost/program_options.hpp ] && [ -e /usr/include/gtest/gtest.h ] &&
+    [ -e /usr/include/png.h ] && [ -e /usr/include/mgl2/mgl.h ]
+}
+cmake_extra=()
+if ! have_system_deps; then
+  debs=$DAE_ROOT/deps/debs
+  local_prefix=$DAE_ROOT/deps/prefix
+  ls "$debs"/*.deb >/dev/null 2>&1 ||
+    { echo "build_gpu_node: system libraries missing and no $debs/*.deb; run launch/fetch_debs.sh on a machine with the Debian mirror" >&2; exit 1; }
+  mkdir -p "$local_prefix"
+  for deb in "$debs"/*.deb; do dpkg -x "$deb" "$local_prefix"; done
+  usr=$local_prefix/usr
+  lib=$usr/lib/x86_64-linux-gnu
+  # Debian's Open MPI was built for /usr: OPAL_PREFIX moves it to where it was unpacked.
+  export OPAL_PREFIX=$lib/openmpi
+  export PATH=$usr/bin:$PATH
+  export LD_LIBRARY_PATH=$lib:$lib/openmpi/lib:$lib/hdf5/serial:$usr/lib:${LD_LIBRARY_PATH:-}
+  prefix_path="$prefix_path;$usr;$lib/hdf5/serial"
+  cmake_extra+=(-DMPI_CXX_COMPILER="$usr/bin/mpicxx.openmpi" -DMPIEXEC_EXECUTABLE="$usr/bin/mpirun.openmpi"
+    -DHDF5_ROOT="$lib/hdf5/serial" -DBOOST_ROOT="$usr" -DGTest_ROOT="$usr" -DCMAKE_LIBRARY_PATH="$lib;$usr/lib"
+    -DCMAKE_INCLUDE_PATH="$usr/include;$usr/include/hdf5/serial")
+  echo "build_gpu_node: using Debian packages unpacked in $local_prefix (export OPAL_PREFIX and LD_LIBRARY_PATH as printed below to run)"
+  echo "  export OPAL_PREFIX=$OPAL_PREFIX PATH=$usr/bin:\$PATH LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+fi
+
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S "$DAE_ROOT" -B "$DAE_BUILD" "${generator[@]}" -DCMAKE_PREFIX_PATH="$prefix_path" \
+  -DDAE_WITH_NCCL=AUTO "${cmake_extra[@]}" "$@"
+cmake --build "$DAE_BUILD" -j "$(nproc)"

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The GPU checks in one command, for a node with at least one GPU (within 10 minutes on one GPU
+# and 16 cores): build against the node's PyTorch, run the GPU tests, a short 1-rank NCCL run,
+# a short 2-rank MPI-backend run on GPU tensors sharing the GPUs, and the GPU benchmark at
+# batch 50 and 1024 with --profile; then a summary.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$DAE_ROOT"
+log=${DAE_GPU_LOG:-runs/gpu_check}
+mkdir -p "$log"
+summary=()
+step() {  # step NAME COMMAND...: runs it, logs it, records PASS/FAIL
+  local name=$1; shift
+  echo "== $name"
+  if "$@" > "$log/$name.log" 2>&1; then summary+=("PASS $name"); else summary+=("FAIL $name (see $log/$name.log)"); fi
+  tail -n 12 "$log/$name.log"
+}
+mpi() { mpirun $(mpirun_flags "$1") --bind-to none -np "$@"; }
+
+step build launch/build_gpu_node.sh
+[ -f data/mnist.h5 ] || step data launch/get_data.sh ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
+step tests bash -c "cd '$DAE_BUILD' && ctest --output-on-failure -R 'unit|mpi_np2'"
+# With one GPU, NCCL (one rank per GPU) is tested at one rank; the MPI backend at two.
+step gpu_tests_1rank mpi 1 "$DAE_BUILD/tests/dae_mpi_tests" --gtest_filter='Gpu.*'
+step gpu_tests_2ranks mpi 2 "$DAE_BUILD/tests/dae_mpi_tests" --gtest_filter='Gpu.*'
+step nccl_1rank mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_nccl \
+  --steps 300 --backend nccl --profile
+step mpi_backend_2ranks mpi 2 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_mpi \
+  --steps 200 --backend mpi --share-gpus --profile
+step bench_batch50 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_b50 \
+  --steps 2000 --batch-size 50 --log-every 1000
+step bench_batch1024 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_b1024 \
+  --steps 2000 --log-every 1000
+step profile_batch1024 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_prof \
+  --steps 300 --profile
+
+echo "== summary"
+printf '%s\n' "${summary[@]}"
+for run in gpu_b50 gpu_b1024; do
+  [ -f "runs/$run/summary.json" ] && echo "$run: $(grep -o '"samples_per_s": [0-9.e+]*' "runs/$run/summary.json")"
+done
+grep -A8 '^profile' "$log/profile_batch1024.log" || true
+! printf '%s\n' "${summary[@]}" | grep -q '^FAIL'
