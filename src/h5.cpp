@@ -1,6 +1,8 @@
 #include "dae/h5.hpp"
 
-#include <numeric>
+#include <H5PLpublic.h>
+
+#include <new>
 
 #include "dae/error.hpp"
 
@@ -8,18 +10,29 @@ namespace dae {
 
 namespace {
 
-// HDF5 prints its error stack to stderr by default; we report one line of our own instead.
-void silence_hdf5_error_stack() {
-  static const bool silenced = [] {
+// Once per process, before any file is touched:
+// - HDF5 prints its error stack to stderr by default; we report one line of our own instead.
+// - A file names its filters by number, and HDF5 looks for an unknown one as a shared library
+//   in HDF5_PLUGIN_PATH. Our files only use built-in filters (deflate, shuffle, Fletcher32), so
+//   plugin loading is switched off: opening a crafted file is then an error, never a library
+//   loaded and run.
+void initialise_hdf5() {
+  static const bool initialised = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    H5PLset_loading_state(0);
     return true;
   }();
-  (void)silenced;
+  (void)initialised;
 }
 
-std::uint64_t product(const std::vector<std::uint64_t>& dims) {
-  return std::accumulate(dims.begin(), dims.end(), std::uint64_t{1},
-                         [](std::uint64_t a, std::uint64_t b) { return a * b; });
+// Elements of an array of shape `dims`; a shape whose count overflows 64 bits (only a crafted
+// file has one) would otherwise wrap to a small number and size a buffer HDF5 then overruns.
+std::uint64_t product(const std::vector<std::uint64_t>& dims, const std::string& what) {
+  std::uint64_t count = 1;
+  for (const std::uint64_t dim : dims)
+    if (__builtin_mul_overflow(count, dim, &count))
+      throw Error(what + ": shape too large (more than 2^64 elements)");
+  return count;
 }
 
 H5Handle space_of(const std::vector<std::uint64_t>& dims) {
@@ -49,7 +62,7 @@ herr_t H5Handle::close() {
 }
 
 H5File H5File::open_read_only(const std::string& path) {
-  silence_hdf5_error_stack();
+  initialise_hdf5();
   // H5Fis_hdf5 tells "not an HDF5 file" apart from "cannot open" for a clearer message.
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     FILE* probe = std::fopen(path.c_str(), "rb");
@@ -63,10 +76,31 @@ H5File H5File::open_read_only(const std::string& path) {
 }
 
 H5File H5File::create(const std::string& path) {
-  silence_hdf5_error_stack();
+  initialise_hdf5();
   H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) throw Error(path + ": cannot create HDF5 file");
   return H5File(path, std::move(file));
+}
+
+H5File H5File::create_in_memory(const std::string& name) {
+  initialise_hdf5();
+  const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // Grows in 1 MiB steps; backing_store 0: nothing is ever written to `name`.
+  if (!access.valid() || H5Pset_fapl_core(access.get(), std::size_t{1} << 20, 0) < 0)
+    throw Error(name + ": cannot set up an in-memory HDF5 file");
+  H5Handle file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose);
+  if (!file.valid()) throw Error(name + ": cannot create in-memory HDF5 file");
+  return H5File(name, std::move(file));
+}
+
+std::vector<std::uint8_t> H5File::image() {
+  flush();
+  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
+  if (size < 0) throw Error(path_ + ": cannot take the file's image");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file_.get(), bytes.data(), bytes.size()) != size)
+    throw Error(path_ + ": cannot take the file's image");
+  return bytes;
 }
 
 bool H5File::has(const std::string& object) const {
@@ -77,6 +111,12 @@ bool H5File::has(const std::string& object) const {
     const std::string prefix = object.substr(0, position);
     if (prefix.empty() || prefix == "/") continue;
     if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    // Soft and external links are never written by us; an external one would make HDF5 open
+    // whatever other file a crafted input names, so neither is followed.
+    H5L_info_t info{};
+    if (H5Lget_info(file_.get(), prefix.c_str(), &info, H5P_DEFAULT) < 0 ||
+        info.type != H5L_TYPE_HARD)
+      throw Error(where(prefix) + ": a soft or external link (not followed)");
   }
   return true;
 }
@@ -134,7 +174,8 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
     create_group(dataset.substr(0, last_slash));
   const H5Handle space = space_of(dims);
   H5Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (storage.chunk_rows > 0 && !dims.empty() && product(dims) > 0) {
+  const std::uint64_t elements = product(dims, where(dataset));
+  if (storage.chunk_rows > 0 && !dims.empty() && elements > 0) {
     std::vector<hsize_t> chunk(dims.begin(), dims.end());
     chunk[0] = std::min<hsize_t>(storage.chunk_rows, dims[0]);
     DAE_CHECK_H5(H5Pset_chunk(properties.get(), static_cast<int>(chunk.size()), chunk.data()));
@@ -148,7 +189,7 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
                                     H5P_DEFAULT, properties.get(), H5P_DEFAULT),
                          H5Dclose);
   if (!created.valid()) throw Error(where(dataset) + ": cannot create dataset");
-  if (product(dims) > 0 &&
+  if (elements > 0 &&
       H5Dwrite(created.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw Error(where(dataset) + ": write failed (disk full?)");
 }
@@ -156,7 +197,14 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
 template <typename T>
 std::vector<T> H5File::read(const std::string& dataset) const {
   const H5Handle data = open_dataset(dataset);
-  std::vector<T> values(static_cast<std::size_t>(product(dims(dataset))));
+  std::vector<T> values;
+  try {
+    values.resize(static_cast<std::size_t>(product(dims(dataset), where(dataset))));
+  } catch (const std::bad_alloc&) {
+    throw Error(where(dataset) + ": too large to read into memory");
+  } catch (const std::length_error&) {
+    throw Error(where(dataset) + ": too large to read into memory");
+  }
   if (!values.empty() &&
       H5Dread(data.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error(where(dataset) + ": read failed (corrupt data or checksum mismatch)");
@@ -225,6 +273,10 @@ std::string H5File::read_string_attribute(const std::string& object,
   if (H5Aexists(target.get(), name.c_str()) <= 0)
     throw Error(where(object) + ": attribute " + name + " missing");
   const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  // H5Aread fills the whole dataspace: an array of strings would overrun one string's buffer.
+  const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
+  if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw Error(where(object) + ": attribute " + name + " is not a single string");
   const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
   if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()))
     throw Error(where(object) + ": attribute " + name + " is not a fixed-length string");
