@@ -197,6 +197,16 @@ TEST_F(CheckpointMismatch, LinksToOtherObjectsOrFilesAreNotFollowed) {
   EXPECT_NE(soft.find("a soft or external link"), std::string::npos) << soft;
 }
 
+TEST(CheckpointCrashingHdf5, IsRefusedWithOneLineInsteadOfKillingTheProcess) {
+  // Found by fuzz_checkpoint: a chunk dimension of 0 makes HDF5 1.10 divide by zero inside
+  // H5Dopen. The forked probe in H5File::open_read_only takes the crash instead of this process.
+  const std::string path = std::string(DAE_SOURCE_DIR) +
+                           "/fuzz/regressions/checkpoint/hdf5_zero_chunk_dimension_divides_by_zero_on_open";
+  const std::string message = load_error(path);
+  EXPECT_NE(message.find(path + ": corrupt file (the HDF5 library "), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
 TEST(BatchOrderCursor, APositionOutsideTheShardIsAnErrorNotAnOutOfBoundsRead) {
   // A cursor restored from a checkpoint of a larger data file points past this shard.
   BatchOrder order(10, 1, 0);
