@@ -9,14 +9,20 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=$(cd "${1:-$root/build-san}" && pwd)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
-export ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1 LSAN_OPTIONS=print_suppressions=0
-mpiexec -np 2 --oversubscribe --allow-run-as-root --bind-to none "$build/tests/dae_mpi_tests" \
-  > "$logs/mpi.log" 2>&1 || true
+# log_path: one report file per process (ASan appends the pid), so two ranks' reports never
+# interleave.
+export LSAN_OPTIONS=print_suppressions=0
+ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1:log_path=$logs/mpi \
+  mpiexec -np 2 --oversubscribe --allow-run-as-root --bind-to none "$build/tests/dae_mpi_tests" \
+  > /dev/null 2>&1 || true
+cat "$logs"/mpi.* > "$logs/mpi.log"
 for target in checkpoint data_file; do
   for input in "$root/fuzz/regressions/$target"/*; do
-    "$build/fuzz/fuzz_$target" "$input" >> "$logs/hdf5.log" 2>&1 || true
+    ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=1:allocator_may_return_null=1:log_path=$logs/hdf5 \
+      "$build/fuzz/fuzz_$target" "$input" > /dev/null 2>&1 || true
   done
 done
+cat "$logs"/hdf5.* > "$logs/hdf5.log"
 
 # One report per "Direct/Indirect leak" paragraph. Its frames from the allocator's caller (#1)
 # up to the first frame of ours (src/, tests/, fuzz/) are where the memory was allocated: all of
