@@ -6,7 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 DEBIAN_PACKAGES=(build-essential cmake ninja-build python3 python3-venv curl ca-certificates
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev libgtest-dev
-  zlib1g-dev libpng-dev libmgl-dev dataset-fashion-mnist chromium)
+  zlib1g-dev libpng-dev libmgl-dev dataset-fashion-mnist chromium
+  clang libclang-rt-14-dev)  # the sanitizer and libFuzzer build of launch/hardening.sh
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

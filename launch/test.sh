@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# The test suite, from nothing: install, build, run every test (unit, multi-rank, end to end).
+# The test suite, from nothing: install, build, run every test (unit, multi-rank, end to end),
+# then the sanitizer build's tests and the bounded fuzz runs (launch/hardening.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$DAE_ROOT/launch/setup.sh"
-cd "$DAE_BUILD"
-ctest --output-on-failure "$@"
+status=0
+(cd "$DAE_BUILD" && ctest --output-on-failure "$@") || status=1
+# Then the sanitizer build's tests and the bounded fuzzing runs (DAE_HARDENING=0 skips them).
+if [ "${DAE_HARDENING:-1}" != 0 ]; then
+  "$DAE_ROOT/launch/hardening.sh" || status=1
+fi
+exit $status

@@ -91,7 +91,13 @@ Shard Shard::read_for_rank(const std::string& path, const std::string& split, in
     throw Error(path + ": /" + split + " has " + std::to_string(total) +
                 " rows, fewer than the " + std::to_string(world) + " ranks");
   const auto [first, count] = shard_range(total, rank, world);
-  return read(path, split, first, count);
+  try {
+    return read(path, split, first, count);
+  } catch (const Error& error) {
+    // Only this rank's rows may be unreadable; the job's one line must say whose they are.
+    throw Error(std::string(error.what()) + " (rank " + std::to_string(rank) + " of " +
+                std::to_string(world) + "'s shard)");
+  }
 }
 
 std::uint64_t mix_seed(std::initializer_list<std::uint64_t> parts) {
@@ -125,6 +131,12 @@ void BatchOrder::shuffle_for(std::int64_t epoch) {
 }
 
 torch::Tensor BatchOrder::next(std::int64_t batch, BatchCursor& cursor) {
+  // A cursor restored from a checkpoint of another data file (or a corrupt one) can point past
+  // this shard; indexing the order with it would read out of bounds.
+  if (cursor.epoch < 0 || cursor.position < 0 || cursor.position > rows_)
+    throw Error("data position (epoch " + std::to_string(cursor.epoch) + ", row " +
+                std::to_string(cursor.position) + ") is outside this rank's " +
+                std::to_string(rows_) + "-row shard (checkpoint of another data file?)");
   torch::Tensor indices = torch::empty({batch}, torch::kInt64);
   auto* out = indices.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < batch; ++i) {

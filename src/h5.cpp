@@ -1,6 +1,17 @@
 #include "dae/h5.hpp"
 
-#include <numeric>
+#include <H5PLpublic.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include <new>
+#include <set>
+#include <tuple>
+#include <type_traits>
 
 #include "dae/error.hpp"
 
@@ -8,24 +19,166 @@ namespace dae {
 
 namespace {
 
-// HDF5 prints its error stack to stderr by default; we report one line of our own instead.
-void silence_hdf5_error_stack() {
-  static const bool silenced = [] {
+// Once per process, before any file is touched:
+// - HDF5 prints its error stack to stderr by default; we report one line of our own instead.
+// - A file names its filters by number, and HDF5 looks for an unknown one as a shared library
+//   in HDF5_PLUGIN_PATH. Our files only use built-in filters (deflate, shuffle, Fletcher32), so
+//   plugin loading is switched off: opening a crafted file is then an error, never a library
+//   loaded and run.
+void initialise_hdf5() {
+  static const bool initialised = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    H5PLset_loading_state(0);
     return true;
   }();
-  (void)silenced;
+  (void)initialised;
 }
 
-std::uint64_t product(const std::vector<std::uint64_t>& dims) {
-  return std::accumulate(dims.begin(), dims.end(), std::uint64_t{1},
-                         [](std::uint64_t a, std::uint64_t b) { return a * b; });
+// Elements of an array of shape `dims`; a shape whose count overflows 64 bits (only a crafted
+// file has one) would otherwise wrap to a small number and size a buffer HDF5 then overruns.
+std::uint64_t product(const std::vector<std::uint64_t>& dims, const std::string& what) {
+  std::uint64_t count = 1;
+  for (const std::uint64_t dim : dims)
+    if (__builtin_mul_overflow(count, dim, &count))
+      throw Error(what + ": shape too large (more than 2^64 elements)");
+  return count;
 }
 
 H5Handle space_of(const std::vector<std::uint64_t>& dims) {
   std::vector<hsize_t> h5_dims(dims.begin(), dims.end());
   return H5Handle(H5Screate_simple(static_cast<int>(h5_dims.size()), h5_dims.data(), nullptr),
                   H5Sclose);
+}
+
+// The stored element type must be of T's kind (integer or floating point) and of a size HDF5
+// converts without surprises. HDF5 1.10 opens a crafted type with a 16 MB "integer" and then
+// overruns its own buffer converting it (found by fuzz_data_file); we refuse it first.
+template <typename T>
+void check_element_type(hid_t type, const std::string& what) {
+  const H5T_class_t kind = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
+  const std::size_t size = type >= 0 ? H5Tget_size(type) : 0;
+  const bool floating = std::is_floating_point_v<T>;
+  const bool ok = floating ? kind == H5T_FLOAT && (size == 4 || size == 8)
+                           : kind == H5T_INTEGER && (size == 1 || size == 2 || size == 4 || size == 8);
+  if (!ok)
+    throw Error(what + ": stored as " + (kind == H5T_FLOAT ? "floating point" : kind == H5T_INTEGER
+                                                                  ? "integer" : "another type") +
+                " of " + std::to_string(size) + " bytes, expected " +
+                (floating ? "floating point" : "integer") + " numbers");
+}
+
+template <typename T>
+void check_dataset_type(hid_t dataset, const std::string& what) {
+  const H5Handle type(H5Dget_type(dataset), H5Tclose);
+  check_element_type<T>(type.get(), what);
+}
+
+// Chunked storage: HDF5 1.10 trusts the chunk shape and the chunk index it reads from the file.
+// Before a read, the shape must fit the dataset and every index entry must lie inside the
+// dataset, on a chunk boundary, and within the file.
+void check_chunk_index(hid_t file, hid_t dataset, const std::string& what) {
+  const H5Handle create(H5Dget_create_plist(dataset), H5Pclose);
+  if (!create.valid()) throw Error(what + ": cannot read its storage layout");
+  if (H5Pget_layout(create.get()) != H5D_CHUNKED) return;
+  const H5Handle space(H5Dget_space(dataset), H5Sclose);
+  const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+  if (rank < 0) throw Error(what + ": cannot read its shape");
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), max_dims(dims.size()),
+      chunk(dims.size()), offset(dims.size());
+  H5Sget_simple_extent_dims(space.get(), dims.data(), max_dims.data());
+  if (H5Pget_chunk(create.get(), rank, chunk.data()) != rank)
+    throw Error(what + ": corrupt chunk layout");
+  // HDF5 never creates a chunk larger than a fixed dimension, and 1.10 overruns its buffers
+  // reading one (found by fuzz_checkpoint).
+  for (std::size_t d = 0; d < dims.size(); ++d)
+    if (chunk[d] == 0 || (max_dims[d] != H5S_UNLIMITED && chunk[d] > max_dims[d]))
+      throw Error(what + ": corrupt chunk layout (chunk larger than the dataset)");
+  hsize_t chunks = 0, file_size = 0;
+  if (H5Dget_num_chunks(dataset, space.get(), &chunks) < 0 || H5Fget_filesize(file, &file_size) < 0)
+    throw Error(what + ": corrupt chunk index");
+  for (hsize_t i = 0; i < chunks; ++i) {
+    unsigned filter_mask = 0;
+    haddr_t address = 0;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info(dataset, space.get(), i, offset.data(), &filter_mask, &address, &size) < 0)
+      throw Error(what + ": corrupt chunk index");
+    bool inside = address != HADDR_UNDEF && address <= file_size && size <= file_size - address;
+    for (std::size_t d = 0; d < dims.size(); ++d)
+      inside = inside && offset[d] < dims[d] && offset[d] % chunk[d] == 0;
+    if (!inside) throw Error(what + ": corrupt chunk index (chunk " + std::to_string(i) + ")");
+  }
+}
+
+// Opens one object as our reads will: its attributes, and for a dataset its type, shape,
+// layout and chunk index. Used in the child of probe_in_child(): plain HDF5 calls only.
+herr_t open_attribute(hid_t object, const char* name, const H5A_info_t*, void*) {
+  const H5Handle attribute(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
+  const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
+  return 0;
+}
+
+herr_t open_object(hid_t group, const char* name, const H5L_info_t* link, void*) {
+  if (link->type != H5L_TYPE_HARD) return 0;
+  const H5Handle object(H5Oopen(group, name, H5P_DEFAULT), H5Oclose);
+  if (!object.valid()) return 0;
+  H5Aiterate2(object.get(), H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, open_attribute, nullptr);
+  if (H5Iget_type(object.get()) != H5I_DATASET) return 0;
+  const H5Handle type(H5Dget_type(object.get()), H5Tclose);
+  const H5Handle space(H5Dget_space(object.get()), H5Sclose);
+  const H5Handle create(H5Dget_create_plist(object.get()), H5Pclose);
+  hsize_t chunks = 0;
+  if (space.valid() && create.valid() && H5Pget_layout(create.get()) == H5D_CHUNKED &&
+      H5Dget_num_chunks(object.get(), space.get(), &chunks) >= 0) {
+    std::vector<hsize_t> offset(32);
+    for (hsize_t i = 0; i < chunks; ++i) {
+      unsigned filter_mask = 0;
+      haddr_t address = 0;
+      hsize_t size = 0;
+      H5Dget_chunk_info(object.get(), space.get(), i, offset.data(), &filter_mask, &address,
+                        &size);
+    }
+  }
+  return 0;
+}
+
+// HDF5 1.10 can crash on a crafted file while merely opening an object (a chunk dimension of 0
+// divides by zero inside H5Dopen: found by fuzz_checkpoint), before any check of ours can run.
+// So a forked child first opens the file and every object, attribute and chunk-index entry in
+// it; if it dies, the file is refused with one line and this process never touches it. The
+// child makes HDF5 calls only and leaves with _exit, so MPI and LibTorch state are not touched.
+void probe_in_child(const std::string& path) {
+  // A file is probed once per version: a rank opens its data file for every evaluation block.
+  // (Process-wide state, like HDF5's own; only ever touched from the thread that calls HDF5.)
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return;  // H5Fopen reports it
+  using Version = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t>;
+  static std::set<Version> probed;
+  const Version version{info.st_dev, info.st_ino, info.st_size, info.st_mtim.tv_sec,
+                        info.st_mtim.tv_nsec};
+  if (probed.count(version) != 0) return;
+
+  std::fflush(nullptr);  // nothing buffered may be written twice
+  const pid_t child = ::fork();
+  if (child < 0) return;  // no probe possible: the ordinary checks still run
+  if (child == 0) {
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file >= 0) {
+      H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, open_attribute, nullptr);
+      H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, open_object, nullptr);
+      H5Fclose(file);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) return;
+  if (WIFSIGNALED(status))
+    throw Error(path + ": corrupt file (the HDF5 library crashed opening it, signal " +
+                std::to_string(WTERMSIG(status)) + ")");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)  // e.g. a sanitizer's report
+    throw Error(path + ": corrupt file (the HDF5 library failed opening it)");
+  probed.insert(version);
 }
 
 }  // namespace
@@ -49,7 +202,7 @@ herr_t H5Handle::close() {
 }
 
 H5File H5File::open_read_only(const std::string& path) {
-  silence_hdf5_error_stack();
+  initialise_hdf5();
   // H5Fis_hdf5 tells "not an HDF5 file" apart from "cannot open" for a clearer message.
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     FILE* probe = std::fopen(path.c_str(), "rb");
@@ -57,16 +210,38 @@ H5File H5File::open_read_only(const std::string& path) {
     std::fclose(probe);
     throw Error(path + ": not an HDF5 file (or truncated)");
   }
+  probe_in_child(path);
   H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) throw Error(path + ": cannot open as HDF5 (corrupt or truncated)");
   return H5File(path, std::move(file));
 }
 
 H5File H5File::create(const std::string& path) {
-  silence_hdf5_error_stack();
+  initialise_hdf5();
   H5Handle file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
   if (!file.valid()) throw Error(path + ": cannot create HDF5 file");
   return H5File(path, std::move(file));
+}
+
+H5File H5File::create_in_memory(const std::string& name) {
+  initialise_hdf5();
+  const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // Grows in 1 MiB steps; backing_store 0: nothing is ever written to `name`.
+  if (!access.valid() || H5Pset_fapl_core(access.get(), std::size_t{1} << 20, 0) < 0)
+    throw Error(name + ": cannot set up an in-memory HDF5 file");
+  H5Handle file(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), H5Fclose);
+  if (!file.valid()) throw Error(name + ": cannot create in-memory HDF5 file");
+  return H5File(name, std::move(file));
+}
+
+std::vector<std::uint8_t> H5File::image() {
+  flush();
+  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
+  if (size < 0) throw Error(path_ + ": cannot take the file's image");
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file_.get(), bytes.data(), bytes.size()) != size)
+    throw Error(path_ + ": cannot take the file's image");
+  return bytes;
 }
 
 bool H5File::has(const std::string& object) const {
@@ -77,6 +252,12 @@ bool H5File::has(const std::string& object) const {
     const std::string prefix = object.substr(0, position);
     if (prefix.empty() || prefix == "/") continue;
     if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    // Soft and external links are never written by us; an external one would make HDF5 open
+    // whatever other file a crafted input names, so neither is followed.
+    H5L_info_t info{};
+    if (H5Lget_info(file_.get(), prefix.c_str(), &info, H5P_DEFAULT) < 0 ||
+        info.type != H5L_TYPE_HARD)
+      throw Error(where(prefix) + ": a soft or external link (not followed)");
   }
   return true;
 }
@@ -134,7 +315,8 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
     create_group(dataset.substr(0, last_slash));
   const H5Handle space = space_of(dims);
   H5Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
-  if (storage.chunk_rows > 0 && !dims.empty() && product(dims) > 0) {
+  const std::uint64_t elements = product(dims, where(dataset));
+  if (storage.chunk_rows > 0 && !dims.empty() && elements > 0) {
     std::vector<hsize_t> chunk(dims.begin(), dims.end());
     chunk[0] = std::min<hsize_t>(storage.chunk_rows, dims[0]);
     DAE_CHECK_H5(H5Pset_chunk(properties.get(), static_cast<int>(chunk.size()), chunk.data()));
@@ -148,7 +330,7 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
                                     H5P_DEFAULT, properties.get(), H5P_DEFAULT),
                          H5Dclose);
   if (!created.valid()) throw Error(where(dataset) + ": cannot create dataset");
-  if (product(dims) > 0 &&
+  if (elements > 0 &&
       H5Dwrite(created.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw Error(where(dataset) + ": write failed (disk full?)");
 }
@@ -156,7 +338,16 @@ void H5File::write(const std::string& dataset, const std::vector<std::uint64_t>&
 template <typename T>
 std::vector<T> H5File::read(const std::string& dataset) const {
   const H5Handle data = open_dataset(dataset);
-  std::vector<T> values(static_cast<std::size_t>(product(dims(dataset))));
+  check_dataset_type<T>(data.get(), where(dataset));
+  check_chunk_index(file_.get(), data.get(), where(dataset));
+  std::vector<T> values;
+  try {
+    values.resize(static_cast<std::size_t>(product(dims(dataset), where(dataset))));
+  } catch (const std::bad_alloc&) {
+    throw Error(where(dataset) + ": too large to read into memory");
+  } catch (const std::length_error&) {
+    throw Error(where(dataset) + ": too large to read into memory");
+  }
   if (!values.empty() &&
       H5Dread(data.get(), h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0)
     throw Error(where(dataset) + ": read failed (corrupt data or checksum mismatch)");
@@ -172,6 +363,8 @@ void H5File::read_rows(const std::string& dataset, std::uint64_t first, std::uin
                 std::to_string(first + count) + ") out of range");
   if (count == 0) return;
   const H5Handle data = open_dataset(dataset);
+  check_dataset_type<T>(data.get(), where(dataset));
+  check_chunk_index(file_.get(), data.get(), where(dataset));
   const H5Handle file_space(H5Dget_space(data.get()), H5Sclose);
   std::vector<hsize_t> start(shape.size(), 0), extent(shape.begin(), shape.end());
   start[0] = first;
@@ -225,6 +418,10 @@ std::string H5File::read_string_attribute(const std::string& object,
   if (H5Aexists(target.get(), name.c_str()) <= 0)
     throw Error(where(object) + ": attribute " + name + " missing");
   const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  // H5Aread fills the whole dataspace: an array of strings would overrun one string's buffer.
+  const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
+  if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw Error(where(object) + ": attribute " + name + " is not a single string");
   const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
   if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()))
     throw Error(where(object) + ": attribute " + name + " is not a fixed-length string");
@@ -246,6 +443,8 @@ T H5File::read_scalar_attribute(const std::string& object, const std::string& na
   const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
   if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
     throw Error(where(object) + ": attribute " + name + " is not a single value");
+  const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
+  check_element_type<T>(type.get(), where(object) + ": attribute " + name);
   T value{};
   if (H5Aread(attribute.get(), h5_type<T>(), &value) < 0)
     throw Error(where(object) + ": cannot read attribute " + name);

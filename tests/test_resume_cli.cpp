@@ -28,13 +28,20 @@ class Resume : public ::testing::Test {
            " --run-dir " + dir.file(run) + " --batch-size 10 --eval-noise 0 " + args;
   }
   // Starts `command` in the background, waits until `ready` (a shell test) holds, runs `act`,
-  // and returns the command's output followed by "EXIT=<code>".
+  // and returns "ACT_TO_EXIT_MS=<ms from act to the command's end>", "EXIT=<code>" and then the
+  // command's output.
   testing::CommandResult run_and_act(const std::string& command, const std::string& ready,
                                      const std::string& act) const {
     const std::string log = dir.file("background.log");
     return run_command("( " + command + " > " + log + " 2>&1 & job=$!; " +
                        "for i in $(seq 600); do " + ready + " && break; sleep 0.1; done; " + act +
-                       "; wait $job; echo EXIT=$?; cat " + log + " )");
+                       "; acted=$(date +%s%N); wait $job; rc=$?; " +
+                       "echo ACT_TO_EXIT_MS=$(( ($(date +%s%N) - acted) / 1000000 )); " +
+                       "echo EXIT=$rc; cat " + log + " )");
+  }
+  static long act_to_exit_ms(const std::string& output) {
+    const auto at = output.find("ACT_TO_EXIT_MS=");
+    return at == std::string::npos ? -1 : std::stol(output.substr(at + 15));
   }
   static std::vector<float> model_values(const std::string& checkpoint) {
     const H5File file = H5File::open_read_only(checkpoint);
@@ -74,12 +81,20 @@ TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters
 
 TEST_F(Resume, ARankKilledWithSigkillEndsTheJobAndResumeContinuesFromTheLastCheckpoint) {
   const std::string ckpt_dir = dir.file("killed/checkpoints");
+  const std::string ranks_of_job = "'^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("killed") + "'";
+  // -n: only the newest matching process, i.e. exactly one of the two ranks; the other must not
+  // be left waiting in its next all-reduce.
   const auto killed = run_and_act(
       job(2, "killed", "--steps 1000000 --checkpoint-every 50 --keep-checkpoints 2"),
       "ls " + ckpt_dir + "/ckpt_*.h5 >/dev/null 2>&1",
-      "pkill -KILL -f '^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("killed") + "'");
+      "echo RANKS_BEFORE_KILL=$(pgrep -c -f " + ranks_of_job + "); pkill -KILL -n -f " +
+          ranks_of_job);
+  EXPECT_NE(killed.output.find("RANKS_BEFORE_KILL=2"), std::string::npos) << killed.output;
   EXPECT_EQ(killed.output.find("EXIT=0"), std::string::npos) << killed.output;
-  EXPECT_LT(killed.seconds, 60) << killed.output;
+  const long ms = act_to_exit_ms(killed.output);
+  EXPECT_GE(ms, 0) << killed.output;
+  EXPECT_LT(ms, 30000) << "the job outlived its killed rank by " << ms << " ms\n" << killed.output;
+  EXPECT_NE(run_command("pgrep -f " + ranks_of_job).exit_code, 0) << "a rank is still running";
   const auto saved = list_checkpoints(dir.file("killed"));
   ASSERT_FALSE(saved.empty()) << killed.output;
   // No temporary file survives as a checkpoint, and the newest complete one resumes.

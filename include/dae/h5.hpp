@@ -52,6 +52,9 @@ class H5File {
  public:
   static H5File open_read_only(const std::string& path);
   static H5File create(const std::string& path);  // truncates
+  // A file that lives only in memory (HDF5's core driver without backing store); `name` labels
+  // errors. Its bytes come from image().
+  static H5File create_in_memory(const std::string& name);
 
   const std::string& path() const { return path_; }
   hid_t id() const { return file_.get(); }
@@ -80,6 +83,8 @@ class H5File {
   std::int64_t read_int_attribute(const std::string& object, const std::string& name) const;
 
   void flush();
+  // The complete file as bytes (flushes first): what create_in_memory() files are written with.
+  std::vector<std::uint8_t> image();
   void close();  // throws if HDF5 cannot write the file's last metadata
 
  private:
