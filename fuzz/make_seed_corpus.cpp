@@ -21,48 +21,27 @@ namespace {
 
 using dae::testing::idx_bytes;
 
-// The layout of include/dae/checkpoint.hpp, for TinyDae and `world` ranks. Written here rather
-// than by dae::Checkpointer (which needs an MPI job); main() proves each one loads.
+// A checkpoint of TinyDae for `world` ranks, written by the project's own writer (Checkpointer
+// needs an MPI job; write_checkpoint_file does not); main() proves each one loads.
 void write_checkpoint(const std::string& path, int world, bool with_optimizer) {
   dae::fuzz::TinyDae model;
-  const dae::H5Storage checked{1u << 20, 0, true};
-  dae::H5File file = dae::H5File::create(path);
-  for (const auto& item : model.named_parameters()) {
-    const torch::Tensor value = item.value().detach().contiguous();
-    const std::vector<std::uint64_t> dims(value.sizes().begin(), value.sizes().end());
-    file.write<float>("/model/" + item.key(), dims, value.data_ptr<float>(), checked);
-    if (!with_optimizer) continue;
-    const torch::Tensor moment = torch::rand_like(value);
-    file.write<float>("/optimizer/" + item.key() + "/exp_avg", dims, moment.data_ptr<float>(),
-                      checked);
-    file.write<float>("/optimizer/" + item.key() + "/exp_avg_sq", dims, moment.data_ptr<float>(),
-                      checked);
-    const std::int64_t step = 7;
-    file.write<std::int64_t>("/optimizer/" + item.key() + "/step", {1}, &step, checked);
+  torch::optim::Adam adam(model.parameters(), torch::optim::AdamOptions(0.01));
+  if (with_optimizer) {  // one step gives Adam its moments and step counts
+    torch::Tensor loss = torch::zeros({1});
+    for (const auto& parameter : model.parameters()) loss = loss + parameter.sum();
+    loss.backward();
+    adam.step();
   }
-  file.create_group("/optimizer");
-  file.write_attribute("/optimizer", "lr", 0.01);
-  const std::int64_t step = 7, world_size = world;
-  file.write<std::int64_t>("/state/step", {1}, &step, checked);
-  file.write<std::int64_t>("/state/world_size", {1}, &world_size, checked);
-  const std::vector<std::int64_t> epochs(world, 1), positions(world, 3);
-  file.write<std::int64_t>("/state/epoch", {epochs.size()}, epochs.data(), checked);
-  file.write<std::int64_t>("/state/position", {positions.size()}, positions.data(), checked);
-  const torch::Tensor rng = at::make_generator<at::CPUGeneratorImpl>().get_state();
-  std::vector<std::uint8_t> states;
-  for (int r = 0; r < world; ++r)
-    states.insert(states.end(), rng.data_ptr<std::uint8_t>(),
-                  rng.data_ptr<std::uint8_t>() + rng.numel());
-  file.write<std::uint8_t>("/state/noise_rng",
-                           {static_cast<std::uint64_t>(world), static_cast<std::uint64_t>(rng.numel())},
-                           states.data(), checked);
-  const double loss = 0.05;
-  file.write<double>("/state/last_loss", {1}, &loss, checked);
-  file.write_attribute("/", "format_version", dae::kCheckpointFormatVersion);
-  file.write_attribute("/", "libtorch_version", std::string("seed"));
-  file.write_attribute("/", "config", std::string("steps 10"));
-  file.write_attribute("/", "complete", std::int64_t{1});
-  file.close();
+  dae::CheckpointData data;
+  data.step = 7;
+  data.world_size = world;
+  data.last_loss = 0.05;
+  data.loss_history = {{5, 0.07}, {7, 0.05}};
+  for (int r = 0; r < world; ++r) {
+    data.cursors.push_back({1, 3});
+    data.noise_states.push_back(at::make_generator<at::CPUGeneratorImpl>().get_state());
+  }
+  dae::write_checkpoint_file(path, model, adam, data, "steps 10");
 
   // A seed the loader refuses would waste the fuzzer's start: prove it loads.
   dae::fuzz::TinyDae loaded;
@@ -95,9 +74,10 @@ int main(int argc, char** argv) {
     dae::testing::write_bytes(out / "idx" / "empty.idx", idx_bytes({0}, {}));
 
     // INI: the shipped configurations, and one naming every key.
-    for (const auto& entry : fs::directory_iterator(source / "configs"))
-      fs::copy_file(entry.path(), out / "config" / entry.path().filename(),
-                    fs::copy_options::overwrite_existing);
+    for (const auto& entry : fs::recursive_directory_iterator(source / "configs"))
+      if (entry.is_regular_file() && entry.path().extension() == ".ini")
+        fs::copy_file(entry.path(), out / "config" / entry.path().filename(),
+                      fs::copy_options::overwrite_existing);
     std::ofstream(out / "config" / "every_key.ini")
         << "# every option\ndata = data/x.h5\nrun-dir = runs/x\nsteps = 20\nbatch-size = 5\n"
            "lr = 0.001\nnoise = 0.5\nseed = 7\nlog-every = 2\nthreads = 1\n"

@@ -113,6 +113,75 @@ void fsync_directory(const std::string& directory) {
 
 }  // namespace
 
+std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::Module& model,
+                                           torch::optim::Adam& optimizer,
+                                           const CheckpointData& data,
+                                           const std::string& config_text) {
+  DAE_CHECK(data.world_size >= 1 && data.cursors.size() == static_cast<std::size_t>(data.world_size) &&
+                data.noise_states.size() == data.cursors.size(),
+            name + ": checkpoint needs a cursor and a noise state for each of its ranks");
+  H5File file = H5File::create_in_memory(name);
+  for (const auto& item : model.named_parameters()) {
+    write_tensor(file, "/model/" + item.key(), item.value());
+    const auto found = optimizer.state().find(item.value().unsafeGetTensorImpl());
+    if (found == optimizer.state().end()) continue;  // before the first step
+    const auto& adam = static_cast<const torch::optim::AdamParamState&>(*found->second);
+    const std::string group = "/optimizer/" + item.key();
+    write_tensor(file, group + "/exp_avg", adam.exp_avg());
+    write_tensor(file, group + "/exp_avg_sq", adam.exp_avg_sq());
+    write_int64s(file, group + "/step", {adam.step()});
+  }
+  const auto& options =
+      static_cast<const torch::optim::AdamOptions&>(optimizer.param_groups()[0].options());
+  file.create_group("/optimizer");
+  file.write_attribute("/optimizer", "lr", options.lr());
+  file.write_attribute("/optimizer", "beta1", std::get<0>(options.betas()));
+  file.write_attribute("/optimizer", "beta2", std::get<1>(options.betas()));
+  file.write_attribute("/optimizer", "eps", options.eps());
+  file.write_attribute("/optimizer", "weight_decay", options.weight_decay());
+
+  write_int64s(file, "/state/step", {data.step});
+  write_int64s(file, "/state/world_size", {data.world_size});
+  std::vector<std::int64_t> epochs, positions;
+  std::vector<std::uint8_t> noise;
+  const std::int64_t noise_bytes = data.noise_states.front().numel();
+  for (std::size_t r = 0; r < data.cursors.size(); ++r) {
+    epochs.push_back(data.cursors[r].epoch);
+    positions.push_back(data.cursors[r].position);
+    const torch::Tensor state = data.noise_states[r].contiguous();
+    DAE_CHECK(state.numel() == noise_bytes, name + ": ranks' noise states differ in size");
+    noise.insert(noise.end(), state.data_ptr<std::uint8_t>(),
+                 state.data_ptr<std::uint8_t>() + noise_bytes);
+  }
+  write_int64s(file, "/state/epoch", epochs);
+  write_int64s(file, "/state/position", positions);
+  file.write<std::uint8_t>("/state/noise_rng",
+                           {data.cursors.size(), static_cast<std::uint64_t>(noise_bytes)},
+                           noise.data(), kChecked);
+  file.write<double>("/state/last_loss", {1}, &data.last_loss, kChecked);
+  std::vector<double> history;
+  for (const auto& [step, loss] : data.loss_history) {
+    history.push_back(static_cast<double>(step));
+    history.push_back(loss);
+  }
+  file.write<double>("/state/loss_history", {data.loss_history.size(), 2}, history.data(),
+                     kChecked);
+
+  file.write_attribute("/", "format_version", kCheckpointFormatVersion);
+  file.write_attribute("/", "libtorch_version", libtorch_version());
+  file.write_attribute("/", "config", config_text);
+  file.write_attribute("/", "complete", std::int64_t{1});  // written last
+  std::vector<std::uint8_t> image = file.image();
+  file.close();
+  return image;
+}
+
+void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Adam& optimizer, const CheckpointData& data,
+                           const std::string& config_text) {
+  write_durably(path, checkpoint_image(path, model, optimizer, data, config_text));
+}
+
 Checkpointer::Checkpointer(const MpiComm& comm, std::string run_dir, long keep,
                            std::string config_text)
     : comm_(comm),
@@ -132,6 +201,17 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
   std::vector<std::uint8_t> noise_states(static_cast<std::size_t>(noise_bytes) * world);
   DAE_CHECK_MPI(MPI_Gather(noise.data_ptr<std::uint8_t>(), noise_bytes, MPI_UINT8_T,
                            noise_states.data(), noise_bytes, MPI_UINT8_T, 0, comm_.get()));
+  CheckpointData saved;
+  saved.step = state.step;
+  saved.world_size = world;
+  for (int r = 0; r < world; ++r) {
+    saved.cursors.push_back({cursors[2 * r], cursors[2 * r + 1]});
+    saved.noise_states.push_back(
+        torch::from_blob(noise_states.data() + static_cast<std::size_t>(r) * noise_bytes,
+                         {noise_bytes}, torch::kUInt8));
+  }
+  saved.last_loss = state.last_loss;
+  saved.loss_history = state.loss_history;
 
   char name[32];
   std::snprintf(name, sizeof name, "ckpt_%08lld.h5", static_cast<long long>(state.step));
@@ -145,55 +225,7 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
       // ordinary error with errno's reason, and HDF5 never has to fail half-way through writing
       // a file (after which HDF5 1.10 crashes at exit closing the broken file; see
       // tests/test_faults_cli.cpp, DiskFull).
-      H5File file = H5File::create_in_memory(temporary);
-      for (const auto& item : model.named_parameters()) {
-        write_tensor(file, "/model/" + item.key(), item.value());
-        const auto found = optimizer.state().find(item.value().unsafeGetTensorImpl());
-        if (found == optimizer.state().end()) continue;  // before the first step
-        const auto& adam = static_cast<const torch::optim::AdamParamState&>(*found->second);
-        const std::string group = "/optimizer/" + item.key();
-        write_tensor(file, group + "/exp_avg", adam.exp_avg());
-        write_tensor(file, group + "/exp_avg_sq", adam.exp_avg_sq());
-        write_int64s(file, group + "/step", {adam.step()});
-      }
-      const auto& options =
-          static_cast<const torch::optim::AdamOptions&>(optimizer.param_groups()[0].options());
-      file.create_group("/optimizer");
-      file.write_attribute("/optimizer", "lr", options.lr());
-      file.write_attribute("/optimizer", "beta1", std::get<0>(options.betas()));
-      file.write_attribute("/optimizer", "beta2", std::get<1>(options.betas()));
-      file.write_attribute("/optimizer", "eps", options.eps());
-      file.write_attribute("/optimizer", "weight_decay", options.weight_decay());
-
-      write_int64s(file, "/state/step", {state.step});
-      write_int64s(file, "/state/world_size", {world});
-      std::vector<std::int64_t> epochs, positions;
-      for (int r = 0; r < world; ++r) {
-        epochs.push_back(cursors[2 * r]);
-        positions.push_back(cursors[2 * r + 1]);
-      }
-      write_int64s(file, "/state/epoch", epochs);
-      write_int64s(file, "/state/position", positions);
-      file.write<std::uint8_t>("/state/noise_rng",
-                               {static_cast<std::uint64_t>(world),
-                                static_cast<std::uint64_t>(noise_bytes)},
-                               noise_states.data(), kChecked);
-      file.write<double>("/state/last_loss", {1}, &state.last_loss, kChecked);
-      std::vector<double> history;
-      for (const auto& [step, loss] : state.loss_history) {
-        history.push_back(static_cast<double>(step));
-        history.push_back(loss);
-      }
-      file.write<double>("/state/loss_history", {state.loss_history.size(), 2}, history.data(),
-                         kChecked);
-
-      file.write_attribute("/", "format_version", kCheckpointFormatVersion);
-      file.write_attribute("/", "libtorch_version", libtorch_version());
-      file.write_attribute("/", "config", config_text_);
-      file.write_attribute("/", "complete", std::int64_t{1});  // written last
-      const std::vector<std::uint8_t> image = file.image();
-      file.close();
-      write_durably(temporary, image);
+      write_durably(temporary, checkpoint_image(temporary, model, optimizer, saved, config_text_));
       fs::rename(temporary, path);
       fsync_directory(directory_);
     } catch (const std::exception& error) {

@@ -223,6 +223,13 @@ H5File H5File::create(const std::string& path) {
   return H5File(path, std::move(file));
 }
 
+H5File H5File::open_read_write(const std::string& path) {
+  initialise_hdf5();
+  H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) throw Error(path + ": cannot open for writing");
+  return H5File(path, std::move(file));
+}
+
 H5File H5File::create_in_memory(const std::string& name) {
   initialise_hdf5();
   const H5Handle access(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);

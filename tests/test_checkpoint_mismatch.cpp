@@ -18,47 +18,28 @@ namespace {
 
 constexpr H5Storage kChecked{1u << 20, 0, true};
 
-std::vector<std::uint64_t> dims_of(const torch::Tensor& tensor) {
-  return {tensor.sizes().begin(), tensor.sizes().end()};
-}
-
-// A complete checkpoint of ConvDae for `world` ranks in the layout of checkpoint.hpp; `tweak`
-// edits the open file before it is closed.
+// A complete checkpoint of ConvDae for `world` ranks, written by the project's writer; `tweak`
+// then edits the file.
 void write_checkpoint(const std::string& path, int world,
                       const std::function<void(H5File&)>& tweak = {}) {
   torch::manual_seed(5);
   ConvDae model;
-  H5File file = H5File::create(path);
-  for (const auto& item : model->named_parameters()) {
-    const torch::Tensor value = item.value().detach().contiguous();
-    file.write<float>("/model/" + item.key(), dims_of(value), value.data_ptr<float>(), kChecked);
-    const torch::Tensor moment = torch::rand_like(value);
-    for (const char* name : {"/exp_avg", "/exp_avg_sq"})
-      file.write<float>("/optimizer/" + item.key() + name, dims_of(value),
-                        moment.data_ptr<float>(), kChecked);
-    const std::int64_t step = 3;
-    file.write<std::int64_t>("/optimizer/" + item.key() + "/step", {1}, &step, kChecked);
+  torch::optim::Adam adam(model->parameters());
+  torch::mse_loss(model->forward(torch::rand({2, 1, 28, 28})), torch::zeros({2, 1, 28, 28}))
+      .backward();
+  adam.step();
+  CheckpointData data;
+  data.step = 3;
+  data.world_size = world;
+  data.last_loss = 0.1;
+  for (int r = 0; r < world; ++r) {
+    data.cursors.push_back({0, 0});
+    data.noise_states.push_back(at::make_generator<at::CPUGeneratorImpl>().get_state());
   }
-  const std::int64_t step = 3, world_size = world;
-  file.write<std::int64_t>("/state/step", {1}, &step, kChecked);
-  file.write<std::int64_t>("/state/world_size", {1}, &world_size, kChecked);
-  const std::vector<std::int64_t> zeros(static_cast<std::size_t>(world), 0);
-  file.write<std::int64_t>("/state/epoch", {zeros.size()}, zeros.data(), kChecked);
-  file.write<std::int64_t>("/state/position", {zeros.size()}, zeros.data(), kChecked);
-  const torch::Tensor rng = at::make_generator<at::CPUGeneratorImpl>().get_state();
-  std::vector<std::uint8_t> states;
-  for (int r = 0; r < world; ++r)
-    states.insert(states.end(), rng.data_ptr<std::uint8_t>(),
-                  rng.data_ptr<std::uint8_t>() + rng.numel());
-  file.write<std::uint8_t>("/state/noise_rng",
-                           {static_cast<std::uint64_t>(world),
-                            static_cast<std::uint64_t>(rng.numel())},
-                           states.data(), kChecked);
-  const double loss = 0.1;
-  file.write<double>("/state/last_loss", {1}, &loss, kChecked);
-  file.write_attribute("/", "format_version", kCheckpointFormatVersion);
-  file.write_attribute("/", "complete", std::int64_t{1});
-  if (tweak) tweak(file);
+  write_checkpoint_file(path, *model, adam, data, "test");
+  if (!tweak) return;
+  H5File file = H5File::open_read_write(path);
+  tweak(file);
   file.close();
 }
 
@@ -145,16 +126,27 @@ TEST_F(CheckpointMismatch, PerRankStateOfAnotherSizeThanTheWorldIsRefused) {
   });
   EXPECT_NE(epochs.find("/state/epoch: shape [3], expected [2]"), std::string::npos) << epochs;
 
-  const std::string noise = refusal([](H5File& file) {
-    remove_object(file, "/state/noise_rng");
-    const std::vector<std::uint8_t> bytes(2 * 100, 0);
-    file.write<std::uint8_t>("/state/noise_rng", {2, 100}, bytes.data(), kChecked);
-  });
+  // A state per rank is required; its size may differ (CPU and CUDA generators differ), within
+  // a bound, and the trainer re-derives a stream whose state does not fit its generator.
   const auto generator_bytes = at::make_generator<at::CPUGeneratorImpl>().get_state().numel();
-  EXPECT_NE(noise.find("/state/noise_rng: shape [2,100], expected [2," +
-                       std::to_string(generator_bytes) + "]"),
+  const std::string noise = refusal([generator_bytes](H5File& file) {
+    remove_object(file, "/state/noise_rng");
+    const std::vector<std::uint8_t> bytes(3 * generator_bytes, 0);
+    file.write<std::uint8_t>("/state/noise_rng", {3, static_cast<std::uint64_t>(generator_bytes)},
+                             bytes.data(), kChecked);
+  });
+  EXPECT_NE(noise.find("/state/noise_rng: shape [3," + std::to_string(generator_bytes) +
+                       "], expected [2," + std::to_string(generator_bytes) + "]"),
             std::string::npos)
       << noise;
+  const std::string huge = refusal([](H5File& file) {
+    remove_object(file, "/state/noise_rng");
+    const std::vector<std::uint8_t> bytes(2 * 70000, 0);
+    file.write<std::uint8_t>("/state/noise_rng", {2, 70000}, bytes.data(), kChecked);
+  });
+  EXPECT_NE(huge.find("/state/noise_rng: shape [2,70000] is not [ranks, generator bytes]"),
+            std::string::npos)
+      << huge;
 }
 
 TEST_F(CheckpointMismatch, AnEmptyLossOrAnImpossibleWorldSizeIsAnErrorNotACrash) {

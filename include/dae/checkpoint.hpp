@@ -53,6 +53,17 @@ class Checkpointer {
   std::string config_text_;
 };
 
+// The checkpoint file's bytes for `data` (every rank's state), built in memory; `name` labels
+// errors. Checkpointer::save writes them atomically.
+std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::Module& model,
+                                           torch::optim::Adam& optimizer,
+                                           const CheckpointData& data,
+                                           const std::string& config_text);
+// Writes checkpoint_image() to `path` and fsyncs it (not atomically: for tools and tests).
+void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Adam& optimizer, const CheckpointData& data,
+                           const std::string& config_text);
+
 // Reads a checkpoint into `model` and `optimizer` (its moments and step counts; the learning rate
 // and the other hyper-parameters stay the run's own) after checking that it is complete, of our
 // format version, and that every parameter's name and shape match; throws dae::Error naming the

@@ -52,6 +52,8 @@ class H5File {
  public:
   static H5File open_read_only(const std::string& path);
   static H5File create(const std::string& path);  // truncates
+  // For tools and tests that edit a file we wrote ourselves (no crafted-file defences).
+  static H5File open_read_write(const std::string& path);
   // A file that lives only in memory (HDF5's core driver without backing store); `name` labels
   // errors. Its bytes come from image().
   static H5File create_in_memory(const std::string& name);
