@@ -419,16 +419,21 @@ void H5File::write_attribute(const std::string& object, const std::string& name,
   write_scalar_attribute(object, name, value);
 }
 
-std::string H5File::read_string_attribute(const std::string& object,
-                                          const std::string& name) const {
+H5Handle H5File::open_single_attribute(const std::string& object, const std::string& name) const {
   const H5Handle target = open_object(object);
   if (H5Aexists(target.get(), name.c_str()) <= 0)
     throw Error(where(object) + ": attribute " + name + " missing");
-  const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
-  // H5Aread fills the whole dataspace: an array of strings would overrun one string's buffer.
+  H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  // H5Aread fills the whole dataspace: an array would overrun a single value's buffer.
   const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
   if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
-    throw Error(where(object) + ": attribute " + name + " is not a single string");
+    throw Error(where(object) + ": attribute " + name + " is not a single value");
+  return attribute;
+}
+
+std::string H5File::read_string_attribute(const std::string& object,
+                                          const std::string& name) const {
+  const H5Handle attribute = open_single_attribute(object, name);
   const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
   if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()))
     throw Error(where(object) + ": attribute " + name + " is not a fixed-length string");
@@ -443,13 +448,7 @@ std::string H5File::read_string_attribute(const std::string& object,
 
 template <typename T>
 T H5File::read_scalar_attribute(const std::string& object, const std::string& name) const {
-  const H5Handle target = open_object(object);
-  if (H5Aexists(target.get(), name.c_str()) <= 0)
-    throw Error(where(object) + ": attribute " + name + " missing");
-  const H5Handle attribute(H5Aopen(target.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
-  const H5Handle space(H5Aget_space(attribute.get()), H5Sclose);
-  if (!space.valid() || H5Sget_simple_extent_npoints(space.get()) != 1)
-    throw Error(where(object) + ": attribute " + name + " is not a single value");
+  const H5Handle attribute = open_single_attribute(object, name);
   const H5Handle type(H5Aget_type(attribute.get()), H5Tclose);
   check_element_type<T>(type.get(), where(object) + ": attribute " + name);
   T value{};

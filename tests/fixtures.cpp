@@ -11,6 +11,10 @@
 #include <random>
 #include <stdexcept>
 
+#include "dae/checkpoint.hpp"
+#include "dae/error.hpp"
+#include "dae/model.hpp"
+
 namespace dae::testing {
 
 std::vector<std::uint8_t> idx_bytes(const std::vector<std::uint32_t>& dims,
@@ -119,6 +123,24 @@ CommandResult run_command(const std::string& command) {
   else if (WIFSIGNALED(status))
     result.exit_code = 128 + WTERMSIG(status);
   return result;
+}
+
+std::size_t count_of(const std::string& text, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+std::string checkpoint_load_error(const std::string& path) {
+  ConvDae model;
+  torch::optim::Adam optimizer(model->parameters());
+  try {
+    load_checkpoint(path, *model, optimizer);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
 }
 
 std::string mpirun(int ranks) {

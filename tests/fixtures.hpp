@@ -49,6 +49,12 @@ struct CommandResult {
 // Runs `command` with /bin/sh, capturing its output.
 CommandResult run_command(const std::string& command);
 
+// How many times `needle` occurs in `text` (overlaps counted).
+std::size_t count_of(const std::string& text, const std::string& needle);
+
+// The one-line error loading `path` into a fresh ConvDae and Adam gives ("" when it loads).
+std::string checkpoint_load_error(const std::string& path);
+
 // `mpirun` with the flags our tests need on any machine: as root, and more ranks than cores.
 std::string mpirun(int ranks);
 

@@ -10,16 +10,7 @@
 namespace dae {
 namespace {
 
-std::string load_error(const std::string& path) {
-  ConvDae model;
-  torch::optim::Adam optimizer(model->parameters());
-  try {
-    load_checkpoint(path, *model, optimizer);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+std::string load_error(const std::string& path) { return testing::checkpoint_load_error(path); }
 
 // A checkpoint-shaped file holding `model`'s parameters, with the given format version.
 void write_model_file(const std::string& path, torch::nn::Module& model, std::int64_t version) {

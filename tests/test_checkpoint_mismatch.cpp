@@ -43,16 +43,7 @@ void write_checkpoint(const std::string& path, int world,
   file.close();
 }
 
-std::string load_error(const std::string& path) {
-  ConvDae model;
-  torch::optim::Adam optimizer(model->parameters());
-  try {
-    load_checkpoint(path, *model, optimizer);
-  } catch (const Error& error) {
-    return error.what();
-  }
-  return "";
-}
+std::string load_error(const std::string& path) { return testing::checkpoint_load_error(path); }
 
 void remove_object(H5File& file, const std::string& name) {
   ASSERT_GE(H5Ldelete(file.id(), name.c_str(), H5P_DEFAULT), 0) << name;

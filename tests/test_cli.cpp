@@ -17,12 +17,7 @@ namespace {
 using testing::run_command;
 using testing::TempDir;
 
-std::size_t count_of(const std::string& text, const std::string& needle) {
-  std::size_t count = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
-    ++count;
-  return count;
-}
+using testing::count_of;
 
 std::size_t files_in(const std::filesystem::path& dir) {
   std::size_t count = 0;

@@ -20,12 +20,7 @@ namespace fs = std::filesystem;
 using testing::run_command;
 using testing::TempDir;
 
-std::size_t count_of(const std::string& text, const std::string& needle) {
-  std::size_t count = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
-    ++count;
-  return count;
-}
+using testing::count_of;
 
 // In the DAE_SANITIZE build every rank is checked too: no report may appear on the way out.
 void expect_no_sanitizer_report(const std::string& output) {

@@ -93,6 +93,7 @@ class H5File {
   H5File(std::string path, H5Handle file) : path_(std::move(path)), file_(std::move(file)) {}
   H5Handle open_dataset(const std::string& dataset) const;
   H5Handle open_object(const std::string& object) const;
+  H5Handle open_single_attribute(const std::string& object, const std::string& name) const;
   std::string where(const std::string& object) const { return path_ + ": " + object; }
   template <typename T>
   void write_scalar_attribute(const std::string& object, const std::string& name, T value);
