@@ -163,7 +163,7 @@ TEST_F(Dist, TrainsAndWritesSummary) {
 TEST_F(Dist, WarnsWhenAReluLayerHasDied) {
   // A learning rate of 5 drives every pre-activation of the last layer negative within steps.
   const auto dead = dist(1, "--data " + dir.file("data.h5") + " --run-dir " + dir.file("dead") +
-                                " --output-activation relu --lr 5 --steps 40 --log-every 20");
+                                " --output-activation relu --lr 5 --lr-warmup 0 --steps 40 --log-every 20");
   ASSERT_EQ(dead.exit_code, 0) << dead.output;
   EXPECT_EQ(count_of(dead.output, "a ReLU layer has died"), 1u) << dead.output;
   const auto healthy = dist(1, "--data " + dir.file("data.h5") + " --run-dir " +

@@ -31,6 +31,7 @@ TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   EXPECT_EQ(config.steps, 10000);
   EXPECT_EQ(config.batch_size, 50);
   EXPECT_DOUBLE_EQ(config.lr, 0.01);
+  EXPECT_EQ(config.lr_warmup, 500);
   EXPECT_EQ(config.output_activation, "none");
   EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
 }

@@ -59,6 +59,7 @@ Config short_run(const SharedDataFile& data, long steps, long batch_size) {
   config.steps = steps;
   config.batch_size = batch_size;
   config.log_every = 1000;
+  config.lr_warmup = 0;  // short runs need the full rate from the start
   return config;
 }
 

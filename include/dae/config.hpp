@@ -15,7 +15,9 @@ struct Config {
   long steps = 10000;                    // optimizer steps
   long batch_size = 50;                  // images per rank per step
   double lr = 0.01;                      // Adam learning rate
-  long lr_warmup = 0;                    // steps over which the rate rises linearly to lr
+  // Adam's first full-size steps kill most ReLU units of the seed network (README, "Keeping the
+  // seed network alive"); a warm-up keeps them. configs/seed.ini sets 0 to stay faithful.
+  long lr_warmup = 500;                  // steps over which the rate rises linearly to lr
   std::string noise_type = "gaussian";   // gaussian | salt-pepper | mask (see noise.hpp)
   double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
   long seed = 1234;                      // seeds initial weights, data order and noise
