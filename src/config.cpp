@@ -95,6 +95,9 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("profile", po::bool_switch(&config.profile),
        "print the time per step of each phase (batch, noise, forward, backward, all-reduce, "
        "optimizer) at the end")
+      ("kernels", po::value(&config.kernels)->default_value(defaults.kernels),
+       "auto (dae's fused kernels for the conv model on the CPU, else LibTorch's) | fused | "
+       "libtorch")
       ("output-activation",
        po::value(&config.output_activation)->default_value(defaults.output_activation),
        "last layer's activation: relu (the seed's) | sigmoid | none")
@@ -136,6 +139,8 @@ void validate(const Config& config) {
           "device: '" + config.device + "' is not one of auto, cpu, cuda");
   require(config.backend == "auto" || config.backend == "mpi" || config.backend == "nccl",
           "backend: '" + config.backend + "' is not one of auto, mpi, nccl");
+  require(config.kernels == "auto" || config.kernels == "fused" || config.kernels == "libtorch",
+          "kernels: '" + config.kernels + "' is not one of auto, fused, libtorch");
   require(config.eval_batch > 0, "eval-batch: must be > 0");
   require(config.eval_every >= 0, "eval-every: must be >= 0");
   require(!config.eval_only || !config.resume.empty(),
@@ -218,6 +223,7 @@ std::string describe_config(const Config& config) {
   row("init", config.init);
   row("init-bias", config.init_bias);
   row("noise-type", config.noise_type);
+  row("kernels", config.kernels);
   row("output-activation", config.output_activation);
   row("eval-noise", join(config.eval_noise));
   row("eval-batch", config.eval_batch);

@@ -227,6 +227,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
                                  dae::describe_config(config));
   dae::Evaluator evaluator(config, comm, !config.resume.empty());
   dae::Trainer trainer(config, comm, train, model, &checkpointer, &evaluator);
+  if (world.rank() == 0) std::printf("kernels: %s\n", trainer.kernels().c_str());
   if (!config.resume.empty()) {
     if (const auto saved = resume(config, world, *model, trainer.optimizer())) {
       if (!trainer.resume_from(*saved) && world.rank() == 0)

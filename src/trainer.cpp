@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "dae/checkpoint.hpp"
+#include "dae/cpu_kernels.hpp"
 #include "dae/error.hpp"
 #include "dae/evaluator.hpp"
 #include "dae/signals.hpp"
@@ -74,6 +75,7 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       evaluator_(evaluator),
       optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
       gradients_(*model_),
+      fused_(make_fused_step(config, *model_, config.batch_size)),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
       noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
              parse_noise_type(config.noise_type), device_) {
@@ -120,12 +122,20 @@ double Trainer::step() {
   const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
   clock.lap("noise");
 
-  gradients_.zero();
-  const torch::Tensor output = model_->forward(noisy);
-  const torch::Tensor loss = torch::mse_loss(output, clean);
-  clock.lap("forward");
-  loss.backward();
-  last_output_ = output.detach();
+  torch::Tensor loss;
+  if (fused_) {  // overwrites the gradients: nothing to zero
+    loss = fused_->forward_loss(noisy, clean);
+    clock.lap("forward");
+    fused_->backward();
+    last_output_ = fused_->output();
+  } else {
+    gradients_.zero();
+    const torch::Tensor output = model_->forward(noisy);
+    loss = torch::mse_loss(output, clean);
+    clock.lap("forward");
+    loss.backward();
+    last_output_ = output.detach();
+  }
   gradients_.set_loss_and_stop(loss.detach(), checkpointer_ != nullptr && stop_requested());
   clock.lap("backward");
   comm_.all_reduce_mean(gradients_.buffer());
@@ -205,6 +215,10 @@ FitResult Trainer::fit() {
   result.final_loss = state_.last_loss;
   for (auto& [phase, seconds] : profile_) seconds /= static_cast<double>(result.steps);
   return result;
+}
+
+std::string Trainer::kernels() const {
+  return fused_ ? std::string("fused (") + kernels::isa() + ")" : "libtorch";
 }
 
 std::string Trainer::save_checkpoint() {

@@ -27,6 +27,9 @@ struct Config {
   std::string backend = "auto";          // auto | mpi | nccl: how gradients are all-reduced
   bool share_gpus = false;               // allow more ranks on a node than it has GPUs
   bool profile = false;                  // print per-phase time per step at the end
+  // auto: the conv model's CPU steps run dae's own kernels (fused_conv_dae.hpp), the rest
+  // LibTorch's autograd; fused insists on the former, libtorch on the latter.
+  std::string kernels = "auto";          // auto | fused | libtorch
   std::string model = "conv";            // conv (the seed's) | mlp (fully connected, same size)
   std::string init = "xavier";           // xavier (the seed's TensorFlow layers) | torch
   double init_bias = 0.0;                // xavier: initial biases; > 0 keeps ReLUs alive early

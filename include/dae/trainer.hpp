@@ -9,6 +9,7 @@
 #include "dae/communicator.hpp"
 #include "dae/config.hpp"
 #include "dae/dataset.hpp"
+#include "dae/fused_conv_dae.hpp"
 #include "dae/model.hpp"
 #include "dae/noise.hpp"
 #include "dae/train_state.hpp"
@@ -76,6 +77,8 @@ class Trainer {
   std::string save_checkpoint();
 
   TrainState& state() { return state_; }
+  // Which kernels run the step: "fused (avx512)", "fused (portable)" or "libtorch".
+  std::string kernels() const;
   // Mean seconds per step of each phase since the start of fit(); filled with config.profile.
   const std::vector<std::pair<std::string, double>>& profile() const { return profile_; }
   Denoiser& model() { return *model_; }
@@ -91,6 +94,7 @@ class Trainer {
   Evaluator* evaluator_;
   torch::optim::Adam optimizer_;
   FlatGradients gradients_;
+  std::unique_ptr<FusedConvDaeStep> fused_;  // null: LibTorch's autograd runs the step
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
