@@ -1,5 +1,7 @@
 #include "dae/evaluator.hpp"
 
+#include "dae/fused_conv_dae.hpp"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -8,6 +10,7 @@
 #include "dae/dataset.hpp"
 #include "dae/error.hpp"
 #include "dae/files.hpp"
+#include "dae/fused_conv_dae.hpp"
 #include "dae/h5.hpp"
 #include "dae/image_io.hpp"
 #include "dae/metrics.hpp"
@@ -73,6 +76,10 @@ std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& co
   const std::int64_t batch = config.eval_batch;
   const std::int64_t blocks = (total + batch - 1) / batch;
   const auto level_count = static_cast<std::int64_t>(config.eval_noise.size());
+  // The conv model on the CPU runs through the fused kernels, a training batch at a time: faster,
+  // and without LibTorch's per-layer buffers for a whole evaluation batch (≈ 200 MB at 500).
+  const std::unique_ptr<FusedConvDaeStep> fused =
+      make_fused_step(config, model, std::min(config.batch_size, batch));
 
   // Per level: sums of squared error, pixels, PSNR, SSIM and images; reduced in float64.
   torch::Tensor sums = torch::zeros({level_count, 5}, torch::kFloat64);  // on the host
@@ -86,7 +93,8 @@ std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& co
       NoiseSource noise(static_cast<std::uint64_t>(config.seed), static_cast<int>(level),
                         kEvalNoiseStream + 1000 * static_cast<std::uint64_t>(block), type,
                         device);
-      const torch::Tensor denoised = model.forward(noise.corrupt(clean, config.eval_noise[level]));
+      const torch::Tensor noisy = noise.corrupt(clean, config.eval_noise[level]);
+      const torch::Tensor denoised = fused ? fused->forward(noisy) : model.forward(noisy);
       const torch::Tensor shown = denoised.clamp(0, 1);
       auto sum = sums.accessor<double, 2>()[level];
       sum[0] += (denoised - clean).pow(2).sum().item<double>();

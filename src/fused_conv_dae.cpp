@@ -111,10 +111,10 @@ void FusedConvDaeStep::pack_weights() {
   dec2_t_.view({5, 5, 1, kHidden}).copy_(w4.permute({2, 3, 1, 0}));
 }
 
-void FusedConvDaeStep::run_forward(const float* images) {
+void FusedConvDaeStep::run_forward(const float* images, std::int64_t samples_in_batch) {
   const float* bias1 = model_.encoder1->bias.data_ptr<float>();
   const float* bias2 = model_.encoder2->bias.data_ptr<float>();
-  over_samples(batch_, [&](std::int64_t first, int samples) {
+  over_samples(samples_in_batch, [&](std::int64_t first, int samples) {
     const std::int64_t fine_rows = samples * kFinePixels, code_rows = samples * kCodePixels;
     // encoder1: 28x28x1 -> 14x14x16
     float* image_rows = rows_of(image_rows_, first * kFinePixels);
@@ -237,7 +237,7 @@ torch::Tensor FusedConvDaeStep::forward_loss(const torch::Tensor& noisy,
                 images.scalar_type() == torch::kFloat32 && targets.scalar_type() == torch::kFloat32,
             "FusedConvDaeStep: expected float [" + std::to_string(batch_) + ", 1, 28, 28] batches");
   pack_weights();
-  run_forward(images.data_ptr<float>());
+  run_forward(images.data_ptr<float>(), batch_);
   compute_loss(targets.data_ptr<float>());
   return loss_;
 }
@@ -251,11 +251,18 @@ torch::Tensor FusedConvDaeStep::train_step(const torch::Tensor& noisy, const tor
 torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
   const torch::Tensor input = images.contiguous();
-  DAE_CHECK(input.numel() == batch_ * kImagePixels && input.scalar_type() == torch::kFloat32,
-            "FusedConvDaeStep: expected float [" + std::to_string(batch_) + ", 1, 28, 28] images");
+  DAE_CHECK(input.dim() == 4 && input.size(1) == 1 && input.size(2) == 28 && input.size(3) == 28 &&
+                input.scalar_type() == torch::kFloat32,
+            "FusedConvDaeStep: expected float [N, 1, 28, 28] images");
   pack_weights();
-  run_forward(input.data_ptr<float>());
-  return output();
+  torch::Tensor result = torch::empty_like(input);
+  for (std::int64_t first = 0; first < input.size(0); first += batch_) {
+    const std::int64_t samples = std::min(batch_, input.size(0) - first);
+    run_forward(input.data_ptr<float>() + first * kImagePixels, samples);
+    std::copy(output_.data_ptr<float>(), output_.data_ptr<float>() + samples * kImagePixels,
+              result.data_ptr<float>() + first * kImagePixels);
+  }
+  return result;
 }
 
 torch::Tensor FusedConvDaeStep::output() const { return output_.view({batch_, 1, 28, 28}); }

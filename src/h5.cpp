@@ -145,17 +145,20 @@ herr_t open_object(hid_t group, const char* name, const H5L_info_t* link, void*)
 // HDF5 1.10 can crash on a crafted file while merely opening an object (a chunk dimension of 0
 // divides by zero inside H5Dopen: found by fuzz_checkpoint), before any check of ours can run.
 // So a forked child first opens the file and every object, attribute and chunk-index entry in
-// it; if it dies, the file is refused with one line and this process never touches it. The
-// child makes HDF5 calls only and leaves with _exit, so MPI and LibTorch state are not touched.
-void probe_in_child(const std::string& path) {
-  // A file is probed once per version: a rank opens its data file for every evaluation block.
+// it, and again each dataset by the name we are about to open it with (a walk over the links
+// can miss an object that a lookup by name reaches: found by fuzz_checkpoint too); if the child
+// dies, the file is refused with one line and this process never touches it. The child makes
+// HDF5 calls only and leaves with _exit, so MPI and LibTorch state are not touched.
+// `dataset` empty: the whole walk; else that dataset only.
+void probe_in_child(const std::string& path, const std::string& dataset = "") {
+  // Each probe runs once per file version: a rank opens its data file for every evaluation block.
   // (Process-wide state, like HDF5's own; only ever touched from the thread that calls HDF5.)
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) return;  // H5Fopen reports it
-  using Version = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t>;
+  using Version = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t, std::string>;
   static std::set<Version> probed;
   const Version version{info.st_dev, info.st_ino, info.st_size, info.st_mtim.tv_sec,
-                        info.st_mtim.tv_nsec};
+                        info.st_mtim.tv_nsec, dataset};
   if (probed.count(version) != 0) return;
 
   std::fflush(nullptr);  // nothing buffered may be written twice
@@ -163,11 +166,15 @@ void probe_in_child(const std::string& path) {
   if (child < 0) return;  // no probe possible: the ordinary checks still run
   if (child == 0) {
     const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file >= 0) {
+    if (file >= 0 && dataset.empty()) {
       H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, open_attribute, nullptr);
       H5Lvisit(file, H5_INDEX_NAME, H5_ITER_NATIVE, open_object, nullptr);
-      H5Fclose(file);
+    } else if (file >= 0) {
+      H5L_info_t link{};
+      link.type = H5L_TYPE_HARD;
+      open_object(file, dataset.c_str(), &link, nullptr);
     }
+    if (file >= 0) H5Fclose(file);
     ::_exit(0);
   }
   int status = 0;
@@ -278,6 +285,9 @@ H5Handle H5File::open_object(const std::string& object) const {
 
 H5Handle H5File::open_dataset(const std::string& dataset) const {
   if (!has(dataset)) throw Error(where(dataset) + ": missing");
+  unsigned intent = 0;  // only files we read can be crafted; ours being written are not probed
+  if (H5Fget_intent(file_.get(), &intent) >= 0 && intent == H5F_ACC_RDONLY)
+    probe_in_child(path_, dataset);
   H5Handle handle(H5Dopen2(file_.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
   if (!handle.valid()) throw Error(where(dataset) + ": not a dataset");
   return handle;

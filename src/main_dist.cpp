@@ -10,6 +10,7 @@
 
 #include "dae/checkpoint.hpp"
 #include "dae/config.hpp"
+#include "dae/cuda_support.hpp"
 #include "dae/dataset.hpp"
 #include "dae/device.hpp"
 #include "dae/error.hpp"
@@ -193,8 +194,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   std::unique_ptr<dae::Communicator> communicator;
   dae::run_collectively(world, kProgram, [&] {
     const dae::DeviceFacts facts{dae::cuda_built(), dae::nccl_built(),
-                                 dae::cuda_built() ? static_cast<int>(torch::cuda::device_count())
-                                                   : 0,
+                                 dae::usable_gpu_count(config.device, config.backend),
                                  world.local_rank(), world.local_size()};
     plan = dae::plan_device(config.device, config.backend, config.share_gpus, facts);
     communicator = plan.backend == "nccl" ? dae::make_nccl_communicator(world, plan.device)

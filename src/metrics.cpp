@@ -6,13 +6,13 @@ namespace {
 
 constexpr double kPsnrOfExactMatch = 100.0;  // 10 log10(1 / 1e-10)
 
-torch::Tensor gaussian_window(const torch::Tensor& like) {
+// The 11-tap Gaussian (sigma 1.5) of SSIM, as a row [1, 1, 1, 11].
+torch::Tensor gaussian_row(const torch::Tensor& like) {
   constexpr int kSize = 11;
   constexpr double kSigma = 1.5;
   const torch::Tensor x = torch::arange(kSize, like.options()) - (kSize - 1) / 2.0;
   torch::Tensor g = torch::exp(-(x * x) / (2 * kSigma * kSigma));
-  g = g / g.sum();
-  return torch::outer(g, g).view({1, 1, kSize, kSize});
+  return (g / g.sum()).view({1, 1, 1, kSize});
 }
 
 }  // namespace
@@ -32,8 +32,12 @@ torch::Tensor per_image_ssim(const torch::Tensor& output_image, const torch::Ten
   // Variances come from E[x^2] - E[x]^2, which cancels badly in float32 next to C2 = 9e-4.
   const torch::Tensor output = output_image.to(torch::kFloat64);
   const torch::Tensor target = target_image.to(torch::kFloat64);
-  const torch::Tensor window = gaussian_window(output);
-  auto blur = [&window](const torch::Tensor& image) { return torch::conv2d(image, window); };
+  // The 11x11 window is separable: a row pass then a column pass. One 2-D pass would unfold
+  // 121 copies of every image (≈ 160 MB for an evaluation batch of 500), these two 11 each.
+  const torch::Tensor row = gaussian_row(output), column = row.transpose(2, 3);
+  auto blur = [&](const torch::Tensor& image) {
+    return torch::conv2d(torch::conv2d(image, row), column);
+  };
   const torch::Tensor mu_x = blur(output), mu_y = blur(target);
   const torch::Tensor var_x = blur(output * output) - mu_x * mu_x;
   const torch::Tensor var_y = blur(target * target) - mu_y * mu_y;

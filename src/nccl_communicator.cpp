@@ -1,16 +1,15 @@
+// Part of the CUDA plugin libdae_cuda.so (cuda_support.hpp), loaded only where GPUs may be used.
 #include "dae/nccl_communicator.hpp"
 
+#include "dae/cuda_support.hpp"
 #include "dae/error.hpp"
 
 #ifdef DAE_WITH_NCCL
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <nccl.h>
-#endif
 
 namespace dae {
-
-#ifdef DAE_WITH_NCCL
 
 namespace {
 
@@ -97,19 +96,16 @@ class NcclCommunicator final : public Communicator {
   bool failed_ = false;
 };
 
-}  // namespace
-
-std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device) {
+std::unique_ptr<Communicator> make_nccl(const MpiComm& mpi, torch::Device device) {
   DAE_CHECK(device.is_cuda(), "backend: nccl needs a CUDA device");
   return std::make_unique<NcclCommunicator>(mpi, device);
 }
 
-#else
+// Runs when the plugin is loaded: from then on make_nccl_communicator builds NcclCommunicators.
+[[maybe_unused]] const bool registered = (register_nccl_factory(&make_nccl), true);
 
-std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm&, torch::Device) {
-  throw Error("backend: nccl requested, but this dae_dist was built without NCCL");
-}
-
-#endif
+}  // namespace
 
 }  // namespace dae
+
+#endif  // DAE_WITH_NCCL

@@ -1,6 +1,9 @@
 // Device and backend selection, and the GPU code paths' errors on a machine without a GPU.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
+#include "dae/cuda_support.hpp"
 #include "dae/device.hpp"
 #include "dae/error.hpp"
 
@@ -66,6 +69,38 @@ TEST(PlanDevice, SharingGpusMeansTheMpiBackend) {
   EXPECT_EQ(shared.backend, "mpi");
   EXPECT_NE(plan_error("cuda", "nccl", true, node(1, 3, 4)).find("cannot run two ranks on one GPU"),
             std::string::npos);
+}
+
+}  // namespace
+}  // namespace dae
+
+namespace dae {
+namespace {
+
+bool libtorch_cuda_mapped() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line))
+    if (line.find("libtorch_cuda") != std::string::npos) return true;
+  return false;
+}
+
+// One test, in this order: nothing in this process may have loaded CUDA support before it.
+TEST(CudaSupport, LoadedOnlyWhereARunMayUseAGpu) {
+  ASSERT_FALSE(libtorch_cuda_mapped()) << "dae_core links LibTorch's CUDA library";
+  EXPECT_EQ(usable_gpu_count("cpu", "auto"), 0);
+  EXPECT_FALSE(libtorch_cuda_mapped()) << "device = cpu loaded CUDA support";
+  if (!nvidia_devices_present()) {
+    EXPECT_EQ(usable_gpu_count("auto", "auto"), 0);
+    EXPECT_FALSE(libtorch_cuda_mapped()) << "auto loaded CUDA support on a node without GPUs";
+  }
+  if (!cuda_built()) {
+    EXPECT_NE(load_cuda_support(), "");
+    return;
+  }
+  EXPECT_EQ(load_cuda_support(), "");
+  EXPECT_TRUE(libtorch_cuda_mapped());
+  EXPECT_EQ(load_cuda_support(), "");  // a second call is harmless
 }
 
 }  // namespace

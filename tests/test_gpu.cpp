@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "dae/checkpoint.hpp"
+#include "dae/cuda_support.hpp"
 #include "dae/device.hpp"
 #include "dae/error.hpp"
 #include "dae/model.hpp"
@@ -20,7 +21,8 @@ class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::set_num_threads(1);
-    gpus_ = cuda_built() ? static_cast<int>(torch::cuda::device_count()) : 0;
+    // As dae_dist does with device = cuda: load CUDA support (the NCCL backend with it).
+    gpus_ = cuda_built() ? usable_gpu_count("cuda", "auto") : 0;
   }
   // NCCL needs a GPU of its own per rank.
   bool nccl_possible() const { return nccl_built() && gpus_ >= world.local_size(); }

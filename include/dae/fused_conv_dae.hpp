@@ -29,14 +29,15 @@ class FusedConvDaeStep {
   void backward();
   // forward_loss, then backward.
   torch::Tensor train_step(const torch::Tensor& noisy, const torch::Tensor& clean);
-  // The network's output [batch, 1, 28, 28] for `images`, as train_step computes it.
+  // The network's output [N, 1, 28, 28] for any number N of `images`, `batch` at a time, as
+  // train_step computes it (the evaluation's forward on the CPU: no buffer beyond the batch's).
   torch::Tensor forward(const torch::Tensor& images);
-  // The output of the last forward, [batch, 1, 28, 28] (a view of an internal buffer).
+  // The output of the last forward_loss, [batch, 1, 28, 28] (a view of an internal buffer).
   torch::Tensor output() const;
 
  private:
   void pack_weights();
-  void run_forward(const float* images);
+  void run_forward(const float* images, std::int64_t samples);  // samples <= batch_
   void compute_loss(const float* clean);
 
   ConvDaeImpl& model_;

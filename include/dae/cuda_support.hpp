@@ -1,0 +1,35 @@
+// defines: dae::load_cuda_support (LibTorch's CUDA library and the NCCL backend, loaded only where
+//          GPUs may be used), dae::nvidia_devices_present, dae::register_nccl_factory
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "dae/communicator.hpp"
+#include "dae/mpi.hpp"
+
+namespace dae {
+
+// A CUDA build of LibTorch maps and relocates ≈ 250 MB of CUDA libraries into every process that
+// links them, GPU or not: more than a CPU rank's whole working set. So dae_core links LibTorch's
+// CPU library only, and everything CUDA (libtorch_cuda, which registers the CUDA device with
+// LibTorch when it loads, and the NCCL communicator) lives in the plugin libdae_cuda.so next to
+// libdae_core.so, loaded by this call. Safe to call again; returns "" once loaded, else why not
+// (a build without CUDA, or the loader's message).
+std::string load_cuda_support();
+
+// Whether the node shows NVIDIA device files (/dev/nvidia0, ...): device = auto loads CUDA
+// support only then, so a CPU node never pays for it.
+bool nvidia_devices_present();
+
+// The CUDA devices this process sees for a run configured with `device` and `backend`
+// (config.hpp), loading CUDA support first where the run may use a GPU: device = cuda, backend =
+// nccl, or auto on a node with NVIDIA devices. 0, without loading anything, otherwise (device =
+// cpu, a build without CUDA). Throws dae::Error when CUDA support is needed and does not load.
+int usable_gpu_count(const std::string& device, const std::string& backend);
+
+// How the plugin hands its NCCL communicator to make_nccl_communicator (nccl_communicator.hpp).
+using NcclFactory = std::unique_ptr<Communicator> (*)(const MpiComm& mpi, torch::Device device);
+void register_nccl_factory(NcclFactory factory);
+
+}  // namespace dae

@@ -1,0 +1,74 @@
+#include "dae/cuda_support.hpp"
+
+#include <dlfcn.h>
+
+#include <filesystem>
+
+#include "dae/device.hpp"
+#include "dae/error.hpp"
+#include "dae/nccl_communicator.hpp"
+
+namespace dae {
+
+namespace {
+
+constexpr const char* kCudaPlugin = "libdae_cuda.so";  // see CMakeLists.txt
+NcclFactory nccl_factory = nullptr;  // set by the plugin's static initialiser when it loads
+std::string load_error = "CUDA support was not loaded";
+
+// The directory of the shared object this function is in (libdae_core.so): the plugin is built
+// next to it.
+std::filesystem::path own_directory() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&own_directory), &info) == 0 || info.dli_fname == nullptr)
+    return {};
+  return std::filesystem::path(info.dli_fname).parent_path();
+}
+
+}  // namespace
+
+std::string load_cuda_support() {
+  static bool loaded = false;
+  if (loaded) return "";
+#ifdef DAE_WITH_CUDA
+  const std::filesystem::path plugin = own_directory() / kCudaPlugin;
+  // RTLD_GLOBAL: libtorch_cuda's symbols must be visible to LibTorch's later lookups.
+  if (dlopen(plugin.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* message = dlerror();
+    load_error = plugin.string() + ": " + (message != nullptr ? message : "cannot be loaded");
+    return load_error;
+  }
+  loaded = true;
+  return "";
+#else
+  load_error = "this dae_dist was built without CUDA (CPU-only LibTorch)";
+  return load_error;
+#endif
+}
+
+bool nvidia_devices_present() {
+  std::error_code ignored;
+  return std::filesystem::exists("/dev/nvidia0", ignored) ||
+         std::filesystem::exists("/dev/nvidiactl", ignored);
+}
+
+int usable_gpu_count(const std::string& device, const std::string& backend) {
+  if (!cuda_built() || device == "cpu") return 0;
+  if (device == "auto" && backend != "nccl" && !nvidia_devices_present()) return 0;
+  const std::string not_loaded = load_cuda_support();
+  if (!not_loaded.empty())
+    throw Error("device: " + device + ": CUDA support could not be loaded: " + not_loaded);
+  return static_cast<int>(torch::cuda::device_count());
+}
+
+void register_nccl_factory(NcclFactory factory) { nccl_factory = factory; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device) {
+  if (!nccl_built())
+    throw Error("backend: nccl requested, but this dae_dist was built without NCCL");
+  if (nccl_factory == nullptr)
+    throw Error("backend: nccl is not available: " + load_error);
+  return nccl_factory(mpi, device);
+}
+
+}  // namespace dae
