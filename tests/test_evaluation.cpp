@@ -53,6 +53,32 @@ TEST(Metrics, SsimMatchesTheClosedFormForConstantImagesAndIsOneForIdentity) {
   EXPECT_LT(strong, mild);
 }
 
+// The textbook definition: one 2-D pass of the 11x11 Gaussian window (sigma 1.5), float64.
+torch::Tensor reference_ssim(const torch::Tensor& x_image, const torch::Tensor& y_image) {
+  const torch::Tensor x = x_image.to(torch::kFloat64), y = y_image.to(torch::kFloat64);
+  const torch::Tensor t = torch::arange(11, torch::kFloat64) - 5.0;
+  torch::Tensor g = torch::exp(-(t * t) / (2 * 1.5 * 1.5));
+  g = g / g.sum();
+  const torch::Tensor window = torch::outer(g, g).view({1, 1, 11, 11});
+  auto blur = [&](const torch::Tensor& image) { return torch::conv2d(image, window); };
+  const torch::Tensor mx = blur(x), my = blur(y);
+  const torch::Tensor vx = blur(x * x) - mx * mx, vy = blur(y * y) - my * my;
+  const torch::Tensor cxy = blur(x * y) - mx * my;
+  const double c1 = 1e-4, c2 = 9e-4;
+  return (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+      .flatten(1)
+      .mean(1);
+}
+
+TEST(Metrics, SsimOfABatchMatchesTheTwoDimensionalWindowImageByImage) {
+  torch::manual_seed(2);
+  const torch::Tensor clean = torch::rand({120, 1, 28, 28});  // more than one slice of 50
+  const torch::Tensor noisy = (clean + 0.3 * torch::randn_like(clean)).clamp(0, 1);
+  const torch::Tensor ssim = per_image_ssim(noisy, clean);
+  ASSERT_EQ(ssim.size(0), 120);
+  EXPECT_TRUE(torch::allclose(ssim.to(torch::kFloat64), reference_ssim(noisy, clean), 1e-5, 1e-6));
+}
+
 TEST(ImageIo, PngRoundTripKeepsSizeAndPixels) {
   testing::TempDir dir;
   GrayImage image;
