@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -57,53 +58,74 @@ void col2im_padded(const float* rows, std::int64_t row_stride, int padded_side, 
 
 }  // namespace
 
+namespace {
+
+// One sample's place in the zero-bordered copy, and the per-sample strides of both grids.
+struct PaddedSample {
+  PaddedSample(int fine_side, int channels)
+      : channels(channels),
+        side(fine_side + 4),
+        coarse_side(fine_side / 2),
+        floats(static_cast<std::size_t>(side) * side * channels),
+        line(static_cast<std::int64_t>(fine_side) * channels),
+        fine_floats(line * fine_side),
+        data(padded_scratch(floats)) {}
+  // Where fine row y starts in the copy.
+  float* row(int y) const { return data + ((y + 2) * static_cast<std::int64_t>(side) + 2) * channels; }
+
+  int channels, side, coarse_side;
+  std::size_t floats;
+  std::int64_t line, fine_floats;
+  float* data;
+};
+
+// Calls run(known) with known = std::integral_constant<int, channels> for the seed network's
+// channel counts (1, 16), else with 0 (the count only known at run time).
+template <typename Run>
+void with_channels(int channels, Run&& run) {
+  if (channels == 1)
+    run(std::integral_constant<int, 1>{});
+  else if (channels == 16)
+    run(std::integral_constant<int, 16>{});
+  else
+    run(std::integral_constant<int, 0>{});
+}
+
+}  // namespace
+
 void im2col(const float* fine, int samples, int fine_side, int channels, float* rows,
             std::int64_t row_stride) {
-  const int padded_side = fine_side + 4, coarse_side = fine_side / 2;
-  const std::size_t padded_floats = static_cast<std::size_t>(padded_side) * padded_side * channels;
-  float* padded = padded_scratch(padded_floats);
-  const std::int64_t sample_floats = static_cast<std::int64_t>(fine_side) * fine_side * channels;
-  const std::int64_t line = static_cast<std::int64_t>(fine_side) * channels;
-  for (int s = 0; s < samples; ++s, fine += sample_floats) {
-    std::fill(padded, padded + padded_floats, 0.0f);
+  const PaddedSample padded(fine_side, channels);
+  const std::int64_t rows_per_sample = static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
+  for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
+    std::fill(padded.data, padded.data + padded.floats, 0.0f);
     for (int y = 0; y < fine_side; ++y)
-      std::copy(fine + y * line, fine + (y + 1) * line,
-                padded + ((y + 2) * static_cast<std::int64_t>(padded_side) + 2) * channels);
-    float* sample_rows = rows + static_cast<std::int64_t>(s) * coarse_side * coarse_side * row_stride;
-    if (channels == 1)
-      im2col_padded<1>(padded, padded_side, coarse_side, 1, sample_rows, row_stride);
-    else if (channels == 16)
-      im2col_padded<16>(padded, padded_side, coarse_side, 16, sample_rows, row_stride);
-    else
-      im2col_padded<0>(padded, padded_side, coarse_side, channels, sample_rows, row_stride);
+      std::copy(fine + y * padded.line, fine + (y + 1) * padded.line, padded.row(y));
+    float* sample_rows = rows + s * rows_per_sample * row_stride;
+    with_channels(channels, [&](auto known) {
+      im2col_padded<decltype(known)::value>(padded.data, padded.side, padded.coarse_side, channels,
+                                            sample_rows, row_stride);
+    });
     if (row_stride > kTaps * channels)
-      for (int r = 0; r < coarse_side * coarse_side; ++r)
-        std::fill(sample_rows + r * row_stride + kTaps * channels, sample_rows + (r + 1) * row_stride,
-                  0.0f);
+      for (std::int64_t r = 0; r < rows_per_sample; ++r)
+        std::fill(sample_rows + r * row_stride + kTaps * channels,
+                  sample_rows + (r + 1) * row_stride, 0.0f);
   }
 }
 
 void col2im(const float* rows, int samples, int fine_side, int channels, std::int64_t row_stride,
             float* fine) {
-  const int padded_side = fine_side + 4, coarse_side = fine_side / 2;
-  const std::size_t padded_floats = static_cast<std::size_t>(padded_side) * padded_side * channels;
-  float* padded = padded_scratch(padded_floats);
-  const std::int64_t sample_floats = static_cast<std::int64_t>(fine_side) * fine_side * channels;
-  const std::int64_t line = static_cast<std::int64_t>(fine_side) * channels;
-  for (int s = 0; s < samples; ++s, fine += sample_floats) {
-    std::fill(padded, padded + padded_floats, 0.0f);
-    const float* sample_rows =
-        rows + static_cast<std::int64_t>(s) * coarse_side * coarse_side * row_stride;
-    if (channels == 1)
-      col2im_padded<1>(sample_rows, row_stride, padded_side, coarse_side, 1, padded);
-    else if (channels == 16)
-      col2im_padded<16>(sample_rows, row_stride, padded_side, coarse_side, 16, padded);
-    else
-      col2im_padded<0>(sample_rows, row_stride, padded_side, coarse_side, channels, padded);
-    for (int y = 0; y < fine_side; ++y) {
-      const float* in = padded + ((y + 2) * static_cast<std::int64_t>(padded_side) + 2) * channels;
-      std::copy(in, in + line, fine + y * line);
-    }
+  const PaddedSample padded(fine_side, channels);
+  const std::int64_t rows_per_sample = static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
+  for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
+    std::fill(padded.data, padded.data + padded.floats, 0.0f);
+    with_channels(channels, [&](auto known) {
+      col2im_padded<decltype(known)::value>(rows + s * rows_per_sample * row_stride, row_stride,
+                                            padded.side, padded.coarse_side, channels,
+                                            padded.data);
+    });
+    for (int y = 0; y < fine_side; ++y)
+      std::copy(padded.row(y), padded.row(y) + padded.line, fine + y * padded.line);
   }
 }
 

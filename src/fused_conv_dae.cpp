@@ -25,13 +25,46 @@ float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
   return matrix.data_ptr<float>() + first_row * matrix.size(1);
 }
 
-// Runs chunk(first_sample, samples) over the batch, split across LibTorch's intra-op threads.
-// Each sample's activations depend on that sample alone, so chunks never wait for each other.
+// Runs chunk(first_sample, samples) over the batch in chunks of at most kChunkSamples, spread
+// over LibTorch's intra-op threads (CMakeLists.txt: this file is built with OpenMP, or
+// at::parallel_for runs serially). Each sample's activations depend on that sample alone, so
+// chunks never wait for each other, and a chunk's activations and im2col rows (≈ 230 kB per
+// sample) stay in the core's L2 cache from one layer to the next.
+#ifndef DAE_CHUNK
+#define DAE_CHUNK 50
+#endif
+constexpr std::int64_t kChunkSamples = DAE_CHUNK;
+
 template <typename Chunk>
 void over_samples(std::int64_t batch, const Chunk& chunk) {
-  at::parallel_for(0, batch, 1, [&](std::int64_t begin, std::int64_t end) {
-    chunk(begin, static_cast<int>(end - begin));
+  const std::int64_t chunks = (batch + kChunkSamples - 1) / kChunkSamples;
+  at::parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t c = begin; c < end; ++c) {
+      const std::int64_t first = c * kChunkSamples;
+      chunk(first, static_cast<int>(std::min(kChunkSamples, batch - first)));
+    }
   });
+}
+
+// coarse = im2col(fine) @ p: a 5x5 stride-2 convolution of `samples` images of side `fine_side`
+// (or a transposed convolution's input gradient); p is [25 * in, out], `columns` receives the
+// im2col rows (kept where a weight gradient needs them).
+void down(const float* fine, int samples, int fine_side, int in, float* columns,
+          const torch::Tensor& p, float* coarse) {
+  const int width = kTaps * in, out = static_cast<int>(p.size(1));
+  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
+  kernels::im2col(fine, samples, fine_side, in, columns, width);
+  kernels::gemm(rows, out, width, columns, width, 1, p.data_ptr<float>(), out, coarse, out, false);
+}
+
+// fine = col2im(coarse @ q): the transposed convolution back to side `fine_side` (or a
+// convolution's input gradient); q is [in, 25 * out], `columns` is scratch for the product.
+void up(const float* coarse, int samples, int fine_side, const torch::Tensor& q, float* columns,
+        float* fine) {
+  const int in = static_cast<int>(q.size(0)), width = static_cast<int>(q.size(1));
+  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
+  kernels::gemm(rows, width, in, coarse, in, 1, q.data_ptr<float>(), width, columns, width, false);
+  kernels::col2im(columns, samples, fine_side, width / kTaps, width, fine);
 }
 
 // c[rows, cols] = a(m, k) @ b[depth, cols] (see kernels::gemm) for a weight gradient: a sum over
@@ -116,33 +149,20 @@ void FusedConvDaeStep::run_forward(const float* images, std::int64_t samples_in_
   const float* bias2 = model_.encoder2->bias.data_ptr<float>();
   over_samples(samples_in_batch, [&](std::int64_t first, int samples) {
     const std::int64_t fine_rows = samples * kFinePixels, code_rows = samples * kCodePixels;
-    // encoder1: 28x28x1 -> 14x14x16
-    float* image_rows = rows_of(image_rows_, first * kFinePixels);
     float* hidden1 = rows_of(hidden1_, first * kFinePixels);
-    kernels::im2col(images + first * kImagePixels, samples, 28, 1, image_rows, kTaps);
-    kernels::gemm(fine_rows, kHidden, kTaps, image_rows, kTaps, 1, enc1_.data_ptr<float>(),
-                  kHidden, hidden1, kHidden, false);
-    kernels::add_bias_relu(hidden1, fine_rows, kHidden, bias1);
-    // encoder2: 14x14x16 -> 7x7x32 (the code)
-    float* hidden1_rows = rows_of(hidden1_rows_, first * kCodePixels);
     float* code = rows_of(code_, first * kCodePixels);
-    kernels::im2col(hidden1, samples, 14, kHidden, hidden1_rows, kTaps * kHidden);
-    kernels::gemm(code_rows, kCode, kTaps * kHidden, hidden1_rows, kTaps * kHidden, 1,
-                  enc2_.data_ptr<float>(), kCode, code, kCode, false);
-    kernels::add_bias_relu(code, code_rows, kCode, bias2);
-    // decoder1: 7x7x32 -> 14x14x16
-    float* coarse_cols = rows_of(coarse_cols_, first * kCodePixels);
     float* hidden3 = rows_of(hidden3_, first * kFinePixels);
-    kernels::gemm(code_rows, kTaps * kHidden, kCode, code, kCode, 1, dec1_.data_ptr<float>(),
-                  kTaps * kHidden, coarse_cols, kTaps * kHidden, false);
-    kernels::col2im(coarse_cols, samples, 14, kHidden, kTaps * kHidden, hidden3);
-    kernels::relu(hidden3, fine_rows * kHidden);
-    // decoder2: 14x14x16 -> 28x28x1
-    float* fine_cols = rows_of(fine_cols_, first * kFinePixels);
     float* output = rows_of(output_, first);
-    kernels::gemm(fine_rows, kTaps, kHidden, hidden3, kHidden, 1, dec2_.data_ptr<float>(), kTaps,
-                  fine_cols, kTaps, false);
-    kernels::col2im(fine_cols, samples, 28, 1, kTaps, output);
+    // encoder1: 28x28x1 -> 14x14x16; encoder2: -> 7x7x32 (the code)
+    down(images + first * kImagePixels, samples, 28, 1, rows_of(image_rows_, first * kFinePixels),
+         enc1_, hidden1);
+    kernels::add_bias_relu(hidden1, fine_rows, kHidden, bias1);
+    down(hidden1, samples, 14, kHidden, rows_of(hidden1_rows_, first * kCodePixels), enc2_, code);
+    kernels::add_bias_relu(code, code_rows, kCode, bias2);
+    // decoder1: -> 14x14x16; decoder2: -> 28x28x1
+    up(code, samples, 14, dec1_, rows_of(coarse_cols_, first * kCodePixels), hidden3);
+    kernels::relu(hidden3, fine_rows * kHidden);
+    up(hidden3, samples, 28, dec2_, rows_of(fine_cols_, first * kFinePixels), output);
     const std::int64_t count = samples * kImagePixels;
     if (output_activation_ == OutputActivation::kRelu) kernels::relu(output, count);
     if (output_activation_ == OutputActivation::kSigmoid)
@@ -175,22 +195,18 @@ void FusedConvDaeStep::backward() {
   torch::NoGradGuard no_grad;
   float* output_grad = output_grad_.data_ptr<float>();
   over_samples(batch_, [&](std::int64_t first, int samples) {
-    const std::int64_t fine_rows = samples * kFinePixels, code_rows = samples * kCodePixels;
-    // decoder2: d hidden3 = im2col(d output) @ dec2^T
-    float* fine_cols = rows_of(fine_cols_, first * kFinePixels);
+    // decoder2: d hidden3 = im2col(d output) @ dec2^T; decoder1: d code = im2col(d hidden3) @
+    // dec1^T. The im2col rows stay in fine_cols_ / coarse_cols_ for the weight gradients.
     float* hidden3_grad = rows_of(hidden3_grad_, first * kFinePixels);
-    kernels::im2col(output_grad + first * kImagePixels, samples, 28, 1, fine_cols, kTaps);
-    kernels::gemm(fine_rows, kHidden, kTaps, fine_cols, kTaps, 1, dec2_t_.data_ptr<float>(),
-                  kHidden, hidden3_grad, kHidden, false);
-    kernels::relu_backward(hidden3_grad, rows_of(hidden3_, first * kFinePixels),
-                           fine_rows * kHidden);
-    // decoder1: d code = im2col(d hidden3) @ dec1^T
-    float* coarse_cols = rows_of(coarse_cols_, first * kCodePixels);
     float* code_grad = rows_of(code_grad_, first * kCodePixels);
-    kernels::im2col(hidden3_grad, samples, 14, kHidden, coarse_cols, kTaps * kHidden);
-    kernels::gemm(code_rows, kCode, kTaps * kHidden, coarse_cols, kTaps * kHidden, 1,
-                  dec1_t_.data_ptr<float>(), kCode, code_grad, kCode, false);
-    kernels::relu_backward(code_grad, rows_of(code_, first * kCodePixels), code_rows * kCode);
+    down(output_grad + first * kImagePixels, samples, 28, 1,
+         rows_of(fine_cols_, first * kFinePixels), dec2_t_, hidden3_grad);
+    kernels::relu_backward(hidden3_grad, rows_of(hidden3_, first * kFinePixels),
+                           samples * kFinePixels * kHidden);
+    down(hidden3_grad, samples, 14, kHidden, rows_of(coarse_cols_, first * kCodePixels), dec1_t_,
+         code_grad);
+    kernels::relu_backward(code_grad, rows_of(code_, first * kCodePixels),
+                           samples * kCodePixels * kCode);
   });
   // Transposed convolutions: dQ = input^T @ im2col(d output); convolutions: dP = im2col(input)^T
   // @ d output. "input^T" is a strided read of the row-major activations (a_row_step 1).
@@ -206,12 +222,9 @@ void FusedConvDaeStep::backward() {
 
   over_samples(batch_, [&](std::int64_t first, int samples) {
     // encoder2: d hidden1 = col2im(d code @ enc2^T)
-    float* coarse_cols = rows_of(coarse_cols_, first * kCodePixels);
     float* hidden1_grad = rows_of(hidden1_grad_, first * kFinePixels);
-    kernels::gemm(samples * kCodePixels, kTaps * kHidden, kCode,
-                  rows_of(code_grad_, first * kCodePixels), kCode, 1, enc2_t_.data_ptr<float>(),
-                  kTaps * kHidden, coarse_cols, kTaps * kHidden, false);
-    kernels::col2im(coarse_cols, samples, 14, kHidden, kTaps * kHidden, hidden1_grad);
+    up(rows_of(code_grad_, first * kCodePixels), samples, 14, enc2_t_,
+       rows_of(coarse_cols_, first * kCodePixels), hidden1_grad);
     kernels::relu_backward(hidden1_grad, rows_of(hidden1_, first * kFinePixels),
                            samples * kFinePixels * kHidden);
   });
