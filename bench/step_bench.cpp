@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   }
   if (which != "fused")
     report("libtorch", milliseconds_per_step(steps, [&] {
-             for (auto& parameter : model->parameters()) parameter.mutable_grad().zero_();
+             for (auto& parameter : model->parameters())
+               if (parameter.grad().defined()) parameter.mutable_grad().zero_();
              torch::mse_loss(model->forward(noisy), clean).backward();
            }));
   return 0;

@@ -94,11 +94,9 @@ void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
 FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
     : model_(model), batch_(batch) {
   DAE_CHECK(batch > 0, "FusedConvDaeStep: batch must be > 0");
-  for (auto& parameter : model_.parameters()) {
+  for (const auto& parameter : model_.parameters())
     DAE_CHECK(parameter.device().is_cpu() && parameter.scalar_type() == torch::kFloat32,
               "FusedConvDaeStep: the model must hold float32 parameters on the CPU");
-    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
-  }
   const auto& activation = model_.output_activation;
   output_activation_ = activation == "relu"      ? OutputActivation::kRelu
                        : activation == "sigmoid" ? OutputActivation::kSigmoid
@@ -193,6 +191,8 @@ void FusedConvDaeStep::compute_loss(const float* clean) {
 // coarse_cols_ once decoder1's gradient has read it.
 void FusedConvDaeStep::backward() {
   torch::NoGradGuard no_grad;
+  for (auto& parameter : model_.parameters())  // the trainer's are views of its flat buffer
+    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
   float* output_grad = output_grad_.data_ptr<float>();
   over_samples(batch_, [&](std::int64_t first, int samples) {
     // decoder2: d hidden3 = im2col(d output) @ dec2^T; decoder1: d code = im2col(d hidden3) @

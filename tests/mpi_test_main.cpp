@@ -5,6 +5,9 @@
 
 #include <cstdio>
 
+#include "dae/cuda_support.hpp"
+#include "dae/device.hpp"
+
 namespace {
 
 class FailurePrinter : public ::testing::EmptyTestEventListener {
@@ -24,6 +27,9 @@ class FailurePrinter : public ::testing::EmptyTestEventListener {
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
+  // LibTorch looks for CUDA once and keeps the answer, so on a GPU node CUDA support is loaded
+  // before any test touches LibTorch (dae_dist does the same before its first CUDA question).
+  if (dae::cuda_built() && dae::nvidia_devices_present()) dae::load_cuda_support();
   ::testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

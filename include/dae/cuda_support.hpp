@@ -15,7 +15,8 @@ namespace dae {
 // CPU library only, and everything CUDA (libtorch_cuda, which registers the CUDA device with
 // LibTorch when it loads, and the NCCL communicator) lives in the plugin libdae_cuda.so next to
 // libdae_core.so, loaded by this call. Safe to call again; returns "" once loaded, else why not
-// (a build without CUDA, or the loader's message).
+// (a build without CUDA, or the loader's message). Call it before anything asks LibTorch about
+// CUDA (torch::manual_seed does): LibTorch looks for its CUDA library once and keeps the answer.
 std::string load_cuda_support();
 
 // Whether the node shows NVIDIA device files (/dev/nvidia0, ...): device = auto loads CUDA
