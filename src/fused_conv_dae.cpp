@@ -30,10 +30,7 @@ float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
 // at::parallel_for runs serially). Each sample's activations depend on that sample alone, so
 // chunks never wait for each other, and a chunk's activations and im2col rows (≈ 230 kB per
 // sample) stay in the core's L2 cache from one layer to the next.
-#ifndef DAE_CHUNK
-#define DAE_CHUNK 50
-#endif
-constexpr std::int64_t kChunkSamples = DAE_CHUNK;
+constexpr std::int64_t kChunkSamples = 8;
 
 template <typename Chunk>
 void over_samples(std::int64_t batch, const Chunk& chunk) {
