@@ -2,7 +2,7 @@
 # The GPU checks in one command, for a node with at least one GPU (within 10 minutes on one GPU
 # and 16 cores): build against the node's PyTorch, run the GPU tests, a short 1-rank NCCL run,
 # a short 2-rank MPI-backend run on GPU tensors sharing the GPUs, and the GPU benchmark at
-# batch 50 and 1024 with --profile; then a summary.
+# batch 50 and 1024 (eager, CUDA graph, graph + bf16) with --profile; then a summary.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$DAE_ROOT"
@@ -27,17 +27,30 @@ step nccl_1rank mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir r
   --steps 300 --backend nccl --profile
 step mpi_backend_2ranks mpi 2 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_mpi \
   --steps 200 --backend mpi --share-gpus --profile
-step bench_batch50 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_b50 \
-  --steps 2000 --batch-size 50 --log-every 1000
-step bench_batch1024 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_b1024 \
-  --steps 2000 --log-every 1000
-step profile_batch1024 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_prof \
+# Throughput: batch 50 and 1024, eagerly, as a CUDA graph, and as a graph with bf16 autocast.
+bench() {  # bench NAME BATCH EXTRA-OPTIONS...
+  local name=$1 batch=$2; shift 2
+  step "bench_$name" mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir "runs/gpu_$name" \
+    --steps 2000 --batch-size "$batch" --log-every 1000 "$@"
+}
+bench b50 50
+bench b50_graph 50 --cuda-graph
+bench b1024 1024
+bench b1024_graph 1024 --cuda-graph
+bench b1024_graph_bf16 1024 --cuda-graph --precision bf16
+step profile_b1024 mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_prof \
   --steps 300 --profile
+step profile_b1024_graph mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini \
+  --run-dir runs/gpu_prof_graph --steps 300 --profile --cuda-graph
 
 echo "== summary"
 printf '%s\n' "${summary[@]}"
-for run in gpu_b50 gpu_b1024; do
-  [ -f "runs/$run/summary.json" ] && echo "$run: $(grep -o '"samples_per_s": [0-9.e+]*' "runs/$run/summary.json")"
+for run in b50 b50_graph b1024 b1024_graph b1024_graph_bf16; do
+  [ -f "runs/gpu_$run/summary.json" ] &&
+    echo "$run: $(grep -o '"samples_per_s_steady": [0-9.e+]*' "runs/gpu_$run/summary.json")," \
+         "$(grep -o '"0.0": [0-9.e+-]*' "runs/gpu_$run/summary.json" | sed 's/"0.0"/clean test MSE/')"
 done
-grep -A8 '^profile' "$log/profile_batch1024.log" || true
+for run in profile_b1024 profile_b1024_graph; do
+  echo "$run:"; grep -A8 '^profile' "$log/$run.log" || true
+done
 ! printf '%s\n' "${summary[@]}" | grep -q '^FAIL'

@@ -98,6 +98,12 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("kernels", po::value(&config.kernels)->default_value(defaults.kernels),
        "auto (dae's fused kernels for the conv model on the CPU, else LibTorch's) | fused | "
        "libtorch")
+      ("precision", po::value(&config.precision)->default_value(defaults.precision),
+       "fp32 | bf16 (forward pass under bf16 autocast; weights, gradients and Adam stay fp32; "
+       "LibTorch's kernels)")
+      ("cuda-graph", po::bool_switch(&config.cuda_graph),
+       "capture each training step on the GPU in a CUDA graph and replay it (device = cuda, "
+       "backend = nccl)")
       ("output-activation",
        po::value(&config.output_activation)->default_value(defaults.output_activation),
        "last layer's activation: relu (the seed's) | sigmoid | none")
@@ -141,6 +147,13 @@ void validate(const Config& config) {
           "backend: '" + config.backend + "' is not one of auto, mpi, nccl");
   require(config.kernels == "auto" || config.kernels == "fused" || config.kernels == "libtorch",
           "kernels: '" + config.kernels + "' is not one of auto, fused, libtorch");
+  require(config.precision == "fp32" || config.precision == "bf16",
+          "precision: '" + config.precision + "' is not one of fp32, bf16");
+  require(!config.cuda_graph || config.device != "cpu",
+          "cuda-graph: needs a GPU, but device = cpu");
+  require(!config.cuda_graph || config.backend != "mpi",
+          "cuda-graph: needs backend = nccl or auto: the MPI backend's all-reduce goes through "
+          "host memory, which a CUDA graph cannot capture");
   require(config.eval_batch > 0, "eval-batch: must be > 0");
   require(config.eval_every >= 0, "eval-every: must be >= 0");
   require(!config.eval_only || !config.resume.empty(),
@@ -224,6 +237,8 @@ std::string describe_config(const Config& config) {
   row("init-bias", config.init_bias);
   row("noise-type", config.noise_type);
   row("kernels", config.kernels);
+  row("precision", config.precision);
+  row("cuda-graph", config.cuda_graph ? "yes" : "no");
   row("output-activation", config.output_activation);
   row("eval-noise", join(config.eval_noise));
   row("eval-batch", config.eval_batch);

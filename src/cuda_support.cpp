@@ -13,7 +13,9 @@ namespace dae {
 namespace {
 
 constexpr const char* kCudaPlugin = "libdae_cuda.so";  // see CMakeLists.txt
-NcclFactory nccl_factory = nullptr;  // set by the plugin's static initialiser when it loads
+// Set by the plugin's static initialisers when it loads.
+NcclFactory nccl_factory = nullptr;
+StepGraphFactory step_graph_factory = nullptr;
 std::string load_error = "CUDA support was not loaded";
 
 // The directory of the shared object this function is in (libdae_core.so): the plugin is built
@@ -63,12 +65,22 @@ int usable_gpu_count(const std::string& device, const std::string& backend) {
 
 void register_nccl_factory(NcclFactory factory) { nccl_factory = factory; }
 
+void register_step_graph_factory(StepGraphFactory factory) { step_graph_factory = factory; }
+
 std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device) {
   if (!nccl_built())
     throw Error("backend: nccl requested, but this dae_dist was built without NCCL");
   if (nccl_factory == nullptr)
     throw Error("backend: nccl is not available: " + load_error);
   return nccl_factory(mpi, device);
+}
+
+std::unique_ptr<StepGraph> make_step_graph(torch::Device device) {
+  if (!cuda_built())
+    throw Error("cuda-graph: this dae_dist was built without CUDA (CPU-only LibTorch)");
+  if (step_graph_factory == nullptr)
+    throw Error("cuda-graph: CUDA support is not available: " + load_error);
+  return step_graph_factory(device);
 }
 
 }  // namespace dae

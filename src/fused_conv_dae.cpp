@@ -280,6 +280,12 @@ torch::Tensor FusedConvDaeStep::output() const { return output_.view({batch_, 1,
 std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
                                                   std::int64_t batch) {
   if (config.kernels == "libtorch") return nullptr;
+  if (config.precision != "fp32") {
+    if (config.kernels == "fused")
+      throw Error("kernels: 'fused' computes in fp32; precision = " + config.precision +
+                  " needs kernels = libtorch or auto");
+    return nullptr;
+  }
   auto* conv = dynamic_cast<ConvDaeImpl*>(&model);
   const torch::Device device = model.parameters().front().device();
   if (conv != nullptr && device.is_cpu()) return std::make_unique<FusedConvDaeStep>(*conv, batch);

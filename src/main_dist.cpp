@@ -128,11 +128,11 @@ double largest_peak_rss_mb(const dae::MpiComm& world) {
 void print_profile(const std::vector<std::pair<std::string, double>>& phases) {
   double total = 0;
   for (const auto& phase : phases) total += phase.second;
-  std::printf("profile (rank 0, per step; every phase waits for the device):\n");
+  std::printf("profile (rank 0, per step; on a GPU from CUDA events, one wait per step):\n");
   for (const auto& [name, seconds] : phases)
-    std::printf("  %-11s %8.3f ms  %5.1f %%\n", name.c_str(), seconds * 1e3,
+    std::printf("  %-17s %8.3f ms  %5.1f %%\n", name.c_str(), seconds * 1e3,
                 total > 0 ? 100 * seconds / total : 0.0);
-  std::printf("  %-11s %8.3f ms\n", "total", total * 1e3);
+  std::printf("  %-17s %8.3f ms\n", "total", total * 1e3);
 }
 
 void print_sweep(const dae::Config& config, const std::vector<dae::NoiseMetrics>& sweep) {
@@ -226,7 +226,11 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   dae::Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints,
                                  dae::describe_config(config));
   dae::Evaluator evaluator(config, comm, !config.resume.empty());
-  dae::Trainer trainer(config, comm, train, model, &checkpointer, &evaluator);
+  std::unique_ptr<dae::Trainer> made;  // its options are checked against the device here
+  dae::run_collectively(world, kProgram, [&] {
+    made = std::make_unique<dae::Trainer>(config, comm, train, model, &checkpointer, &evaluator);
+  });
+  dae::Trainer& trainer = *made;
   if (world.rank() == 0) std::printf("kernels: %s\n", trainer.kernels().c_str());
   if (!config.resume.empty()) {
     if (const auto saved = resume(config, world, *model, trainer.optimizer())) {

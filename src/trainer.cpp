@@ -1,5 +1,9 @@
 #include "dae/trainer.hpp"
 
+#include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -33,6 +37,7 @@ FlatGradients::FlatGradients(torch::nn::Module& module) {
   for (const auto& parameter : module.parameters()) total += parameter.numel();
   auto options = module.parameters().front().options().requires_grad(false);
   buffer_ = torch::zeros({total + kExtraSlots}, options);
+  gradients_ = buffer_.narrow(0, 0, total);
   extras_ = buffer_.narrow(0, total, kExtraSlots);
   std::int64_t offset = 0;
   for (auto& parameter : module.parameters()) {
@@ -40,11 +45,6 @@ FlatGradients::FlatGradients(torch::nn::Module& module) {
     parameter.mutable_grad() = buffer_.narrow(0, offset, count).view(parameter.sizes());
     offset += count;
   }
-}
-
-void FlatGradients::set_loss_and_stop(const torch::Tensor& loss, bool stop) {
-  extras_[0].copy_(loss);  // a device copy: no wait for the GPU here
-  extras_[1].fill_(stop ? 1.0 : 0.0);
 }
 
 void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
@@ -74,85 +74,198 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       checkpointer_(checkpointer),
       evaluator_(evaluator),
       optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
+      adam_(optimizer_),
       gradients_(*model_),
       fused_(make_fused_step(config, *model_, config.batch_size)),
+      bf16_(config.precision == "bf16"),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
       noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
              parse_noise_type(config.noise_type), device_) {
   state_.noise_state = noise_.state();
+  if (config.cuda_graph) {
+    DAE_CHECK(device_.is_cuda(), "cuda-graph: needs a GPU, but this rank runs on " + device_.str());
+    DAE_CHECK(std::string(comm.name()) == "nccl",
+              std::string("cuda-graph: needs backend = nccl (this run uses ") + comm.name() +
+                  "): the MPI backend's all-reduce goes through host memory, which a CUDA graph "
+                  "cannot capture");
+    graph_ = make_step_graph(device_);
+  }
 }
 
-namespace {
-
-// With --profile, splits each step into phases. GPU work is asynchronous, so every phase boundary
-// waits for the device first; that costs speed, which is why it is a separate mode.
+// With --profile, splits each step into phases. On the CPU a lap reads the clock. GPU work runs
+// asynchronously, so there a lap records a CUDA event on the current stream, and finish() reads
+// the phases from the events once the last one has completed: one wait per step, and the times
+// are the device's. Disabled, it does nothing (and records nothing into a CUDA graph capture).
 class PhaseClock {
  public:
   PhaseClock(bool enabled, torch::Device device,
              std::vector<std::pair<std::string, double>>& totals)
-      : enabled_(enabled), device_(device), totals_(totals), last_(now()) {}
+      : enabled_(enabled), device_(device), totals_(totals) {
+    if (!enabled_) return;
+    if (device_.is_cuda())
+      record_event("");
+    else
+      last_ = std::chrono::steady_clock::now();
+  }
+
   void lap(const char* phase) {
     if (!enabled_) return;
-    const auto time = now();
-    auto found = std::find_if(totals_.begin(), totals_.end(),
-                              [phase](const auto& entry) { return entry.first == phase; });
-    if (found == totals_.end()) found = totals_.insert(totals_.end(), {phase, 0.0});
-    found->second += std::chrono::duration<double>(time - last_).count();
-    last_ = time;
+    if (device_.is_cuda()) {
+      record_event(phase);
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    add(phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+  // Adds the GPU laps of this step (waits for the last event).
+  void finish() {
+    if (!enabled_ || events_.size() < 2) return;
+    events_.back().second.synchronize();
+    for (std::size_t i = 1; i < events_.size(); ++i)
+      add(events_[i].first, events_[i - 1].second.elapsedTime(events_[i].second) / 1e3);
+    events_.clear();
   }
 
  private:
-  std::chrono::steady_clock::time_point now() const {
-    if (enabled_ && device_.is_cuda()) torch::cuda::synchronize(device_.index());
-    return std::chrono::steady_clock::now();
+  void record_event(const char* phase) {
+    const c10::impl::VirtualGuardImpl guard(device_.type());
+    events_.emplace_back(phase, c10::Event(device_.type(), c10::EventFlag::BACKEND_DEFAULT));
+    events_.back().second.record(guard.getStream(device_));
   }
+  void add(const char* phase, double seconds) {
+    auto found = std::find_if(totals_.begin(), totals_.end(),
+                              [phase](const auto& entry) { return entry.first == phase; });
+    if (found == totals_.end()) found = totals_.insert(totals_.end(), {phase, 0.0});
+    found->second += seconds;
+  }
+
   bool enabled_;
   torch::Device device_;
   std::vector<std::pair<std::string, double>>& totals_;
   std::chrono::steady_clock::time_point last_;
+  // The step's start (""), then one per lap; timing events (BACKEND_DEFAULT: cudaEventDefault).
+  std::vector<std::pair<const char*, c10::Event>> events_;
 };
+
+namespace {
+
+// bf16 autocast for the forward pass on `device`, restoring the previous autocast state after.
+// Autocast's cast cache is off: each weight is cast once per forward anyway, and a cache must not
+// outlive a CUDA graph capture.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(bool enabled, c10::DeviceType device)
+      : enabled_(enabled),
+        device_(device),
+        was_enabled_(at::autocast::is_autocast_enabled(device)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device)),
+        cache_was_enabled_(at::autocast::is_autocast_cache_enabled()) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, torch::kBFloat16);
+    at::autocast::set_autocast_cache_enabled(false);
+  }
+  ~Bf16Autocast() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+    at::autocast::set_autocast_cache_enabled(cache_was_enabled_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  c10::DeviceType device_;
+  bool was_enabled_;
+  at::ScalarType previous_dtype_;
+  bool cache_was_enabled_;
+};
+
+// Reading the all-reduced stop flag waits for the device: a GPU run reads it every this many
+// steps (every rank at the same steps, so they still stop together), a CPU run every step.
+constexpr std::int64_t kGpuStopPollSteps = 10;
 
 }  // namespace
 
 double Trainer::step() {
+  advance();
+  return read_loss();
+}
+
+double Trainer::read_loss() {
+  if (loss_unread_) state_.last_loss = gradients_.loss();
+  loss_unread_ = false;
+  return state_.last_loss;
+}
+
+void Trainer::advance() {
   PhaseClock clock(config_.profile, device_, profile_);
-  const torch::Tensor indices = order_.next(config_.batch_size, state_.cursor).to(device_);
+  torch::Tensor indices = order_.next(config_.batch_size, state_.cursor);
+  // From pinned memory the copy is queued like a kernel; from pageable memory it would wait.
+  if (device_.is_cuda()) indices = indices.pin_memory().to(device_, /*non_blocking=*/true);
   const torch::Tensor clean = to_unit_float(images_.index_select(0, indices));
   clock.lap("batch");
   const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
   clock.lap("noise");
 
-  torch::Tensor loss;
-  if (fused_) {  // overwrites the gradients: nothing to zero
-    loss = fused_->forward_loss(noisy, clean);
-    clock.lap("forward");
-    fused_->backward();
-    last_output_ = fused_->output();
-  } else {
-    gradients_.zero();
-    const torch::Tensor output = model_->forward(noisy);
-    loss = torch::mse_loss(output, clean);
-    clock.lap("forward");
-    loss.backward();
-    last_output_ = output.detach();
-  }
-  gradients_.set_loss_and_stop(loss.detach(), checkpointer_ != nullptr && stop_requested());
-  clock.lap("backward");
-  comm_.all_reduce_mean(gradients_.buffer());
-  clock.lap("all-reduce");
+  gradients_.set_stop(checkpointer_ != nullptr && stop_requested());
   // A function of the step alone, so a resumed run uses the same rate as the original.
   const double warmup = config_.lr_warmup > 0
                             ? std::min(1.0, static_cast<double>(state_.step + 1) /
                                                 static_cast<double>(config_.lr_warmup))
                             : 1.0;
-  static_cast<torch::optim::AdamOptions&>(optimizer_.param_groups()[0].options())
-      .lr(config_.lr * warmup);
-  optimizer_.step();
-  clock.lap("optimizer");
-
+  adam_.prepare(state_.step + 1, config_.lr * warmup);
+  if (graph_) {
+    if (clean_.defined()) {  // the graph reads the batch from where it read the first one
+      clean_.copy_(clean);
+      noisy_.copy_(noisy);
+    } else {
+      clean_ = clean;
+      noisy_ = noisy;
+    }
+    graph_->run([this] {
+      PhaseClock off(false, device_, profile_);
+      forward_backward_update(off);
+    });
+    clock.lap("step (CUDA graph)");
+  } else {
+    clean_ = clean;
+    noisy_ = noisy;
+    forward_backward_update(clock);
+  }
+  clock.finish();
   ++state_.step;
-  state_.last_loss = gradients_.loss();
-  return state_.last_loss;
+  loss_unread_ = true;
+}
+
+void Trainer::forward_backward_update(PhaseClock& clock) {
+  torch::Tensor loss;
+  if (fused_) {  // overwrites the gradients: nothing to zero
+    loss = fused_->forward_loss(noisy_, clean_);
+    clock.lap("forward");
+    fused_->backward();
+    last_output_ = fused_->output();
+  } else {
+    gradients_.zero();
+    torch::Tensor output;
+    {
+      const Bf16Autocast autocast(bf16_, device_.type());
+      output = model_->forward(noisy_);
+    }
+    loss = torch::mse_loss(output.to(torch::kFloat32), clean_);
+    clock.lap("forward");
+    loss.backward();
+    last_output_ = output.detach();
+  }
+  gradients_.set_loss(loss.detach());
+  clock.lap("backward");
+  comm_.all_reduce_mean(gradients_.buffer());
+  clock.lap("all-reduce");
+  adam_.update();
+  clock.lap("optimizer");
 }
 
 FitResult Trainer::fit() {
@@ -166,9 +279,11 @@ FitResult Trainer::fit() {
 
   double warm_at = -1;  // seconds when kWarmupSteps were done
   while (state_.step < config_.steps) {
-    const double loss = step();
+    advance();
     if (state_.step - first_step == kWarmupSteps) warm_at = seconds_since_start();
-    if (checkpointer_ != nullptr && gradients_.stop_requested()) {
+    const bool read_stop = !device_.is_cuda() || state_.step % kGpuStopPollSteps == 0 ||
+                           state_.step == config_.steps;
+    if (checkpointer_ != nullptr && read_stop && gradients_.stop_requested()) {
       const std::string path = save_checkpoint();
       if (comm_.rank() == 0)
         std::printf("stop signal: checkpoint %s written at step %lld, exiting with %d\n",
@@ -177,6 +292,7 @@ FitResult Trainer::fit() {
       break;
     }
     if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
+      const double loss = read_loss();
       state_.loss_history.emplace_back(state_.step, loss);
       if (comm_.rank() == 0) {
         const double elapsed = seconds_since_start();
@@ -212,17 +328,21 @@ FitResult Trainer::fit() {
   if (warm_at >= 0 && result.wall_s > warm_at)
     result.steady_samples_per_s = static_cast<double>(result.steps - kWarmupSteps) *
                                   samples_per_step / (result.wall_s - warm_at);
-  result.final_loss = state_.last_loss;
+  result.final_loss = read_loss();
   for (auto& [phase, seconds] : profile_) seconds /= static_cast<double>(result.steps);
   return result;
 }
 
 std::string Trainer::kernels() const {
-  return fused_ ? std::string("fused (") + kernels::isa() + ")" : "libtorch";
+  std::string text = fused_ ? std::string("fused (") + kernels::isa() + ")" : "libtorch";
+  if (bf16_) text += ", bf16 autocast";
+  if (graph_) text += ", CUDA graph";
+  return text;
 }
 
 std::string Trainer::save_checkpoint() {
   DAE_CHECK(checkpointer_ != nullptr, "Trainer: no checkpointer to save with");
+  read_loss();
   state_.noise_state = noise_.state();
   return checkpointer_->save(*model_, optimizer_, state_);
 }

@@ -6,7 +6,9 @@
 #include <regex>
 #include <sstream>
 
+#include "dae/cuda_support.hpp"
 #include "dae/dataset.hpp"
+#include "dae/device.hpp"
 #include "dae/h5.hpp"
 #include "dae/image_io.hpp"
 #include "fixtures.hpp"
@@ -116,6 +118,25 @@ TEST_F(Dist, BadConfigEndsTheJobWithOneLineFromRankZero) {
     const auto result = dist(2, args);
     EXPECT_NE(result.exit_code, 0) << args;
     EXPECT_LT(result.seconds, 60) << args;
+    EXPECT_EQ(count_of(result.output, expected), 1u) << args << "\n" << result.output;
+  }
+}
+
+TEST_F(Dist, GpuRequestsOnANodeWithoutAGpuEndTheJobWithOneLine) {
+  if (nvidia_devices_present()) GTEST_SKIP() << "this node has NVIDIA devices";
+  const std::string data = " --data " + dir.file("data.h5") + " --run-dir " + dir.file("run");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--device cuda" + data,
+       cuda_built() ? "dae_dist: device: cuda requested, but no CUDA device is visible"
+                    : "dae_dist: device: cuda requested, but this dae_dist was built without CUDA"},
+      {"--backend nccl" + data,
+       nccl_built() ? "dae_dist: backend: nccl needs device = cuda"
+                    : "dae_dist: backend: nccl requested, but this dae_dist was built without NCCL"},
+      {"--cuda-graph" + data, "dae_dist: cuda-graph: needs a GPU, but this rank runs on cpu"},
+  };
+  for (const auto& [args, expected] : cases) {
+    const auto result = dist(2, args);
+    EXPECT_NE(result.exit_code, 0) << args;
     EXPECT_EQ(count_of(result.output, expected), 1u) << args << "\n" << result.output;
   }
 }

@@ -75,6 +75,14 @@ TEST(Config, BadValuesAreRejectedWithTheirOption) {
             std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--eval-noise", "0.1,x"}).find("eval-noise"),
             std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--precision", "fp16"}).find("precision: 'fp16'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--cuda-graph", "--device", "cpu"})
+                .find("cuda-graph: needs a GPU, but device = cpu"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--cuda-graph", "--backend", "mpi"})
+                .find("cuda-graph: needs backend = nccl"),
+            std::string::npos);
   EXPECT_NE(error_of({"--config", "/nonexistent/run.ini"}).find("/nonexistent/run.ini: cannot open"),
             std::string::npos);
   for (const auto& args : std::vector<std::vector<std::string>>{

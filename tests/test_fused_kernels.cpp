@@ -207,6 +207,18 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
               std::string::npos)
         << error.what();
   }
+  // The fused kernels compute in fp32: bf16 means LibTorch's kernels, or an error with fused.
+  config.model = "conv";
+  config.precision = "bf16";
+  try {
+    make_fused_step(config, *conv, 8);
+    FAIL() << "kernels = fused accepted precision = bf16";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("precision = bf16"), std::string::npos)
+        << error.what();
+  }
+  config.kernels = "auto";
+  EXPECT_EQ(make_fused_step(config, *conv, 8), nullptr);
 }
 
 #endif  // DAE_KERNEL_TESTS_ONLY

@@ -1,12 +1,16 @@
 // GPU behaviour (run under mpirun with the other multi-rank tests): NCCL against MPI, a training
-// step on the GPU against the same step on the CPU, checkpoints across devices. Each test skips
-// where this build or node has no GPU, and NCCL's error path is checked everywhere.
+// step on the GPU against the same step on the CPU, CUDA-graph replays against eager steps, bf16
+// autocast, CUDA-event profiling, short runs, checkpoints across devices. Each test skips where
+// this build or node has no GPU, and NCCL's error path is checked everywhere.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "dae/checkpoint.hpp"
 #include "dae/cuda_support.hpp"
 #include "dae/device.hpp"
 #include "dae/error.hpp"
+#include "dae/fused_adam.hpp"
 #include "dae/model.hpp"
 #include "dae/mpi.hpp"
 #include "dae/mpi_communicator.hpp"
@@ -29,8 +33,69 @@ class Gpu : public ::testing::Test {
   torch::Device my_gpu() const {
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank() % gpus_));
   }
+  // NCCL where every rank has a GPU of its own, else the MPI backend on GPU tensors.
+  std::unique_ptr<Communicator> gpu_communicator() const {
+    if (all_ranks_agree(world, nccl_possible())) return make_nccl_communicator(world, my_gpu());
+    return std::make_unique<MpiCommunicator>(world);
+  }
+  // Two models with the same initial weights (the same on every rank), on `device`.
+  static std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device device) {
+    torch::manual_seed(7);
+    ModelPtr first = make_model(config);
+    ModelPtr second = make_model(config);
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < first->parameters().size(); ++i)
+      second->parameters()[i].copy_(first->parameters()[i]);
+    first->to(device);
+    second->to(device);
+    return {first, second};
+  }
   MpiComm world{MPI_COMM_WORLD};
   int gpus_ = 0;
+};
+
+// A short GPU run (the Trainer reads no data file: the shard comes from synthetic_shard).
+Config gpu_run(long steps, long batch_size) {
+  Config config;
+  config.device = "cuda";
+  config.steps = steps;
+  config.batch_size = batch_size;
+  config.log_every = 1000;
+  config.lr_warmup = 4;  // the rate changes from step to step, as a graph must allow
+  return config;
+}
+
+// `rows` synthetic images held in memory, as one rank's shard.
+Shard synthetic_shard(std::uint32_t rows, std::uint32_t seed) {
+  MnistSplit split = testing::synthetic_split(rows, seed);
+  Shard shard;
+  shard.total_rows = rows;
+  const auto side = static_cast<std::int64_t>(kImageSide);
+  shard.images = torch::from_blob(split.images.data(), {rows, side, side}, torch::kUInt8).clone();
+  shard.labels = torch::from_blob(split.labels.data(), {rows}, torch::kUInt8).clone();
+  return shard;
+}
+
+double relative_difference(const torch::Tensor& got, const torch::Tensor& expected) {
+  return ((got.cpu() - expected.cpu()).norm() / expected.cpu().norm()).item<double>();
+}
+
+// cuDNN's deterministic algorithms for the scope: two runs of the same step then agree exactly.
+class DeterministicCudnn {
+ public:
+  DeterministicCudnn()
+      : deterministic_(at::globalContext().deterministicCuDNN()),
+        benchmark_(at::globalContext().benchmarkCuDNN()) {
+    at::globalContext().setDeterministicCuDNN(true);
+    at::globalContext().setBenchmarkCuDNN(false);
+  }
+  ~DeterministicCudnn() {
+    at::globalContext().setDeterministicCuDNN(deterministic_);
+    at::globalContext().setBenchmarkCuDNN(benchmark_);
+  }
+
+ private:
+  bool deterministic_, benchmark_;
 };
 
 TEST_F(Gpu, NcclNeedsACudaDevice) {
@@ -81,15 +146,105 @@ TEST_F(Gpu, OneTrainingStepOnTheGpuMatchesTheCpu) {
   gpu_model->to(my_gpu());
   const torch::Tensor clean = torch::rand({16, 1, 28, 28});
   const torch::Tensor noisy = clean + 0.5 * torch::randn_like(clean);
-  for (auto* model : {&cpu_model, &gpu_model}) {
+  for (auto* model : {&cpu_model, &gpu_model}) {  // the trainer's update: FusedAdam
     torch::optim::Adam adam((*model)->parameters(), torch::optim::AdamOptions(0.01));
+    FusedAdam fused(adam);
     const torch::Device device = device_of(**model);
     torch::mse_loss((*model)->forward(noisy.to(device)), clean.to(device)).backward();
-    adam.step();
+    fused.prepare(1, 0.01);
+    fused.update();
   }
   for (std::size_t i = 0; i < cpu_model->parameters().size(); ++i) {
     const torch::Tensor a = cpu_model->parameters()[i], b = gpu_model->parameters()[i].cpu();
     EXPECT_LT(((a - b).norm() / a.norm()).item<double>(), 1e-4) << "parameter " << i;
+  }
+}
+
+TEST_F(Gpu, CudaGraphReplaysGiveTheEagerSteps) {
+  if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "CUDA graphs need NCCL here";
+  const auto comm = make_nccl_communicator(world, my_gpu());
+  const DeterministicCudnn deterministic;
+  const Config eager_config = gpu_run(10, 64);
+  Config graph_config = eager_config;
+  graph_config.cuda_graph = true;
+  const Shard shard = synthetic_shard(640, 3);
+  const auto [eager_model, graph_model] = twin_models(eager_config, my_gpu());
+  Trainer eager(eager_config, *comm, shard, eager_model);
+  Trainer graph(graph_config, *comm, shard, graph_model);
+  EXPECT_EQ(graph.kernels(), "libtorch, CUDA graph");
+  // Steps 1-3 run eagerly on the graph's stream, step 4 is captured and replayed, 5-10 replayed.
+  for (int step = 1; step <= 10; ++step) {
+    const double expected = eager.step();
+    const double got = graph.step();
+    EXPECT_NEAR(got, expected, 1e-6 * expected) << "loss at step " << step;
+  }
+  for (std::size_t i = 0; i < eager_model->parameters().size(); ++i)
+    EXPECT_LT(relative_difference(graph_model->parameters()[i], eager_model->parameters()[i]),
+              1e-6)
+        << "parameter " << i;
+}
+
+TEST_F(Gpu, ShortRunsHalveTheLossEagerAndAsACudaGraph) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const auto comm = gpu_communicator();
+  const Shard shard = synthetic_shard(600, 4);
+  for (const bool use_graph : {false, true}) {
+    if (use_graph && std::string(comm->name()) != "nccl") continue;
+    Config config = gpu_run(150, 32);
+    config.lr_warmup = 0;
+    config.cuda_graph = use_graph;
+    const ModelPtr model = twin_models(config, my_gpu()).first;
+    broadcast_parameters(*model, *comm);
+    Trainer trainer(config, *comm, shard, model);
+    const double first_loss = trainer.step();
+    const FitResult fit = trainer.fit();
+    EXPECT_LT(fit.final_loss, 0.5 * first_loss)
+        << (use_graph ? "CUDA graph" : "eager") << ": first loss " << first_loss;
+  }
+}
+
+TEST_F(Gpu, Bf16AutocastStepOnTheGpuIsCloseToFp32) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const auto comm = gpu_communicator();
+  const Config fp32_config = gpu_run(1, 32);
+  Config bf16_config = fp32_config;
+  bf16_config.precision = "bf16";
+  const Shard shard = synthetic_shard(64, 5);
+  const auto [fp32_model, bf16_model] = twin_models(fp32_config, my_gpu());
+  Trainer fp32(fp32_config, *comm, shard, fp32_model);
+  Trainer bf16(bf16_config, *comm, shard, bf16_model);
+  const double fp32_loss = fp32.step();
+  const double bf16_loss = bf16.step();
+  EXPECT_NEAR(bf16_loss, fp32_loss, 1e-2 * fp32_loss);
+  for (std::size_t i = 0; i < fp32_model->parameters().size(); ++i) {
+    const torch::Tensor expected = fp32_model->parameters()[i].grad();
+    const torch::Tensor got = bf16_model->parameters()[i].grad();
+    EXPECT_FALSE(got.equal(expected)) << "parameter " << i << ": no bf16 rounding at all";
+    EXPECT_LT(relative_difference(got, expected), 5e-2) << "parameter " << i;
+  }
+}
+
+TEST_F(Gpu, ProfileTimesThePhasesWithCudaEvents) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const auto comm = gpu_communicator();
+  const Shard shard = synthetic_shard(256, 6);
+  auto phases_of = [&](bool use_graph) {
+    Config config = gpu_run(8, 32);
+    config.profile = true;
+    config.cuda_graph = use_graph;
+    Trainer trainer(config, *comm, shard, twin_models(config, my_gpu()).first);
+    trainer.fit();
+    std::vector<std::string> phases;
+    for (const auto& [phase, seconds] : trainer.profile()) {
+      phases.push_back(phase);
+      EXPECT_GT(seconds, 0.0) << phase;
+    }
+    return phases;
+  };
+  EXPECT_EQ(phases_of(false), (std::vector<std::string>{"batch", "noise", "forward", "backward",
+                                                        "all-reduce", "optimizer"}));
+  if (std::string(comm->name()) == "nccl") {
+    EXPECT_EQ(phases_of(true), (std::vector<std::string>{"batch", "noise", "step (CUDA graph)"}));
   }
 }
 
@@ -120,6 +275,48 @@ TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
   load_checkpoint(run_dir + "/checkpoints/ckpt_00000001.h5", *on_cpu, cpu_adam);
   for (std::size_t i = 0; i < on_cpu->parameters().size(); ++i)
     EXPECT_TRUE(on_cpu->parameters()[i].equal(on_gpu->parameters()[i].cpu())) << i;
+  MPI_Barrier(world.get());  // rank 0 removes the directory only after everyone has read it
+}
+
+TEST_F(Gpu, CheckpointSavedOnCpuResumesOnTheGpu) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  std::unique_ptr<testing::TempDir> dir;
+  std::string run_dir;
+  if (world.rank() == 0) {
+    dir = std::make_unique<testing::TempDir>();
+    run_dir = dir->path().string();
+  }
+  broadcast_string(world, run_dir, 0);
+  const Shard shard = synthetic_shard(128, 7);
+  Config cpu_config = gpu_run(3, 16);
+  cpu_config.device = "cpu";
+  const ModelPtr cpu_model = twin_models(cpu_config, torch::kCPU).first;
+  MpiCommunicator cpu_comm(world);
+  Checkpointer checkpointer(world, run_dir, 1, "test");
+  Trainer on_cpu(cpu_config, cpu_comm, shard, cpu_model, &checkpointer);
+  on_cpu.fit();  // writes the step-3 checkpoint at the end
+
+  const Config gpu_config = gpu_run(4, 16);
+  torch::manual_seed(11);  // other initial weights: everything must come from the checkpoint
+  const ModelPtr gpu_model = make_model(gpu_config);
+  gpu_model->to(my_gpu());
+  const auto gpu_comm = gpu_communicator();
+  Trainer on_gpu(gpu_config, *gpu_comm, shard, gpu_model);
+  const CheckpointData saved =
+      load_checkpoint(run_dir + "/checkpoints/ckpt_00000003.h5", *gpu_model, on_gpu.optimizer());
+  EXPECT_FALSE(on_gpu.resume_from(saved)) << "a CPU noise stream cannot continue on the GPU";
+  for (std::size_t i = 0; i < gpu_model->parameters().size(); ++i) {
+    const torch::Tensor parameter = gpu_model->parameters()[i];
+    EXPECT_TRUE(parameter.is_cuda());
+    EXPECT_TRUE(parameter.cpu().equal(cpu_model->parameters()[i])) << "parameter " << i;
+    const auto& moments = static_cast<const torch::optim::AdamParamState&>(
+        *on_gpu.optimizer().state().at(parameter.unsafeGetTensorImpl()));
+    EXPECT_TRUE(moments.exp_avg().is_cuda());
+    EXPECT_EQ(moments.step(), 3);
+  }
+  const double loss = on_gpu.step();
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_EQ(on_gpu.state().step, 4);
   MPI_Barrier(world.get());  // rank 0 removes the directory only after everyone has read it
 }
 

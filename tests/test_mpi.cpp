@@ -229,6 +229,71 @@ TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
   EXPECT_EQ(second.state().cursor.position, first.state().cursor.position);
 }
 
+TEST_F(MultiRank, Bf16AutocastStepIsCloseToFp32AndTrains) {
+  SharedDataFile data(comm, 600, 40);
+  Config fp32_config = short_run(data, 120, 25);
+  fp32_config.kernels = "libtorch";  // the reference runs the same LibTorch kernels in fp32
+  Config bf16_config = fp32_config;
+  bf16_config.precision = "bf16";
+  bf16_config.kernels = "auto";  // auto leaves bf16 to LibTorch
+  const Shard shard = Shard::read_for_rank(fp32_config.data, "train", comm.rank(), comm.size());
+  torch::manual_seed(7);
+  const ModelPtr fp32_model = make_model(fp32_config);
+  broadcast_parameters(*fp32_model, comm);
+  const ModelPtr bf16_model = make_model(bf16_config);
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < fp32_model->parameters().size(); ++i)
+      bf16_model->parameters()[i].copy_(fp32_model->parameters()[i]);
+  }
+  Trainer fp32(fp32_config, comm, shard, fp32_model);
+  Trainer bf16(bf16_config, comm, shard, bf16_model);
+  EXPECT_EQ(bf16.kernels(), "libtorch, bf16 autocast");
+
+  const double fp32_loss = fp32.step();
+  const double bf16_loss = bf16.step();  // the same batch and noise: same seed and rank
+  EXPECT_NEAR(bf16_loss, fp32_loss, 1e-2 * fp32_loss);
+  for (std::size_t i = 0; i < fp32_model->parameters().size(); ++i) {
+    const torch::Tensor expected = fp32_model->parameters()[i].grad();
+    const torch::Tensor got = bf16_model->parameters()[i].grad();
+    EXPECT_FALSE(got.equal(expected)) << "parameter " << i << ": no bf16 rounding at all";
+    EXPECT_LT(((got - expected).norm() / expected.norm()).item<double>(), 5e-2)
+        << "parameter " << i;
+  }
+  const FitResult fit = bf16.fit();
+  EXPECT_LT(fit.final_loss, 0.5 * bf16_loss) << "first loss " << bf16_loss;
+}
+
+TEST_F(MultiRank, ProfileTimesEveryPhaseOfTheStep) {
+  SharedDataFile data(comm, 100, 20);
+  Config config = short_run(data, 6, 8);
+  config.profile = true;
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  Trainer trainer(config, comm, shard, make_model(config));
+  trainer.fit();
+  std::vector<std::string> phases;
+  for (const auto& [phase, seconds] : trainer.profile()) {
+    phases.push_back(phase);
+    EXPECT_GT(seconds, 0.0) << phase;
+  }
+  EXPECT_EQ(phases, (std::vector<std::string>{"batch", "noise", "forward", "backward",
+                                              "all-reduce", "optimizer"}));
+}
+
+TEST_F(MultiRank, CudaGraphIsRefusedOffTheGpu) {
+  SharedDataFile data(comm, 100, 20);
+  Config config = short_run(data, 6, 8);
+  config.cuda_graph = true;  // device auto: this model stays on the CPU
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  try {
+    Trainer trainer(config, comm, shard, make_model(config));
+    FAIL() << "cuda-graph accepted a CPU model";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("cuda-graph: needs a GPU"), std::string::npos)
+        << error.what();
+  }
+}
+
 TEST_F(MultiRank, OneRanksFailureIsReportedToAllRanks) {
   const int failing = comm.size() - 1;
   try {

@@ -30,6 +30,9 @@ struct Config {
   // auto: the conv model's CPU steps run dae's own kernels (fused_conv_dae.hpp), the rest
   // LibTorch's autograd; fused insists on the former, libtorch on the latter.
   std::string kernels = "auto";          // auto | fused | libtorch
+  // bf16: the forward pass under LibTorch's bf16 autocast (weights, gradients and Adam in fp32).
+  std::string precision = "fp32";        // fp32 | bf16
+  bool cuda_graph = false;               // capture each GPU step in a CUDA graph (NCCL backend)
   std::string model = "conv";            // conv (the seed's) | mlp (fully connected, same size)
   std::string init = "xavier";           // xavier (the seed's TensorFlow layers) | torch
   double init_bias = 0.0;                // xavier: initial biases; > 0 keeps ReLUs alive early

@@ -1,11 +1,13 @@
 // defines: dae::load_cuda_support (LibTorch's CUDA library and the NCCL backend, loaded only where
-//          GPUs may be used), dae::nvidia_devices_present, dae::register_nccl_factory
+//          GPUs may be used), dae::nvidia_devices_present, dae::register_nccl_factory,
+//          dae::register_step_graph_factory
 #pragma once
 
 #include <memory>
 #include <string>
 
 #include "dae/communicator.hpp"
+#include "dae/cuda_graph.hpp"
 #include "dae/mpi.hpp"
 
 namespace dae {
@@ -32,5 +34,8 @@ int usable_gpu_count(const std::string& device, const std::string& backend);
 // How the plugin hands its NCCL communicator to make_nccl_communicator (nccl_communicator.hpp).
 using NcclFactory = std::unique_ptr<Communicator> (*)(const MpiComm& mpi, torch::Device device);
 void register_nccl_factory(NcclFactory factory);
+// How the plugin hands its CUDA graph to make_step_graph (cuda_graph.hpp).
+using StepGraphFactory = std::unique_ptr<StepGraph> (*)(torch::Device device);
+void register_step_graph_factory(StepGraphFactory factory);
 
 }  // namespace dae

@@ -63,8 +63,9 @@ class FusedConvDaeStep {
   torch::Tensor loss_;  // 0-dim, the last step's loss
 };
 
-// The fused step when config.kernels allows it for this model and device (auto: the conv model
-// on the CPU; fused: the same, or an error), else null (LibTorch's autograd runs the step).
+// The fused step when config.kernels allows it for this model, device and precision (auto: the
+// conv model on the CPU in fp32; fused: the same, or an error), else null (LibTorch's autograd
+// runs the step).
 std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
                                                   std::int64_t batch);
 

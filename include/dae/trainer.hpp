@@ -8,7 +8,9 @@
 
 #include "dae/communicator.hpp"
 #include "dae/config.hpp"
+#include "dae/cuda_graph.hpp"
 #include "dae/dataset.hpp"
+#include "dae/fused_adam.hpp"
 #include "dae/fused_conv_dae.hpp"
 #include "dae/model.hpp"
 #include "dae/noise.hpp"
@@ -25,15 +27,18 @@ class FlatGradients {
   explicit FlatGradients(torch::nn::Module& module);
   torch::Tensor& buffer() { return buffer_; }
   std::int64_t gradient_count() const { return buffer_.numel() - kExtraSlots; }
-  void zero() { buffer_.zero_(); }
-  void set_loss_and_stop(const torch::Tensor& loss, bool stop);
+  void zero() { gradients_.zero_(); }  // the gradients; the extra slots are set each step
+  void set_loss(const torch::Tensor& loss) { extras_[0].copy_(loss); }  // a device copy
+  void set_stop(bool stop) { extras_[1].fill_(stop ? 1.0 : 0.0); }
+  // Reading these waits for the device.
   double loss() const { return extras_[0].item<double>(); }
   bool stop_requested() const { return extras_[1].item<double>() > 0; }
 
  private:
   static constexpr std::int64_t kExtraSlots = 2;
   torch::Tensor buffer_;
-  torch::Tensor extras_;  // view of the last two slots
+  torch::Tensor gradients_;  // view of all but the last two slots
+  torch::Tensor extras_;     // view of the last two slots
 };
 
 // Copies rank 0's parameters (and buffers) to every rank.
@@ -53,6 +58,7 @@ struct FitResult {
 
 class Checkpointer;
 class Evaluator;
+class PhaseClock;  // --profile's per-phase timer (trainer.cpp)
 struct CheckpointData;
 
 class Trainer {
@@ -62,7 +68,8 @@ class Trainer {
   Trainer(const Config& config, Communicator& comm, const Shard& train, ModelPtr model,
           Checkpointer* checkpointer = nullptr, Evaluator* evaluator = nullptr);
 
-  // One optimizer step on the next batch; returns the loss averaged over all ranks.
+  // One optimizer step on the next batch; returns the loss averaged over all ranks (which waits
+  // for the device; fit() reads it only when it logs).
   double step();
   // Runs from state().step to config.steps, printing progress on rank 0, checkpointing every
   // config.checkpoint_every steps and at the end, evaluating every config.eval_every steps.
@@ -77,7 +84,8 @@ class Trainer {
   std::string save_checkpoint();
 
   TrainState& state() { return state_; }
-  // Which kernels run the step: "fused (avx512)", "fused (portable)" or "libtorch".
+  // What runs the step: "fused (avx512)", "fused (portable)" or "libtorch", with ", bf16
+  // autocast" and ", CUDA graph" where configured.
   std::string kernels() const;
   // Mean seconds per step of each phase since the start of fit(); filled with config.profile.
   const std::vector<std::pair<std::string, double>>& profile() const { return profile_; }
@@ -85,6 +93,13 @@ class Trainer {
   torch::optim::Adam& optimizer() { return optimizer_; }
 
  private:
+  // Batch, noise and the step's host-side inputs, then the step itself (eagerly, or through the
+  // CUDA graph); leaves the loss and stop flag on the device.
+  void advance();
+  // The step's device work on clean_/noisy_: forward, backward, all-reduce, Adam. Laps `clock`
+  // after each phase.
+  void forward_backward_update(PhaseClock& clock);
+  double read_loss();  // the last step's averaged loss, into state_.last_loss
   const Config& config_;
   Communicator& comm_;
   torch::Device device_;
@@ -92,12 +107,17 @@ class Trainer {
   ModelPtr model_;
   Checkpointer* checkpointer_;
   Evaluator* evaluator_;
-  torch::optim::Adam optimizer_;
+  torch::optim::Adam optimizer_;  // Adam's options and state (checkpoints read them)
+  FusedAdam adam_;                // the update itself
   FlatGradients gradients_;
   std::unique_ptr<FusedConvDaeStep> fused_;  // null: LibTorch's autograd runs the step
+  bool bf16_;                                // the forward pass under bf16 autocast
+  std::unique_ptr<StepGraph> graph_;         // null: the step runs eagerly
+  torch::Tensor clean_, noisy_;  // the step's batch; with graph_ the same tensors every step
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
+  bool loss_unread_ = false;  // the last step's loss is still only on the device
   std::vector<std::pair<std::string, double>> profile_;  // phase -> total seconds, then mean
   torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
   bool warned_dead_output_ = false;
