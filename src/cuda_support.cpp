@@ -43,7 +43,7 @@ std::string load_cuda_support() {
   loaded = true;
   return "";
 #else
-  load_error = "this dae_dist was built without CUDA (CPU-only LibTorch)";
+  load_error = std::string("this dae_dist was built without CUDA (") + kNoCudaReason + ")";
   return load_error;
 #endif
 }
@@ -77,7 +77,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::
 
 std::unique_ptr<StepGraph> make_step_graph(torch::Device device) {
   if (!cuda_built())
-    throw Error("cuda-graph: this dae_dist was built without CUDA (CPU-only LibTorch)");
+    throw Error(std::string("cuda-graph: this dae_dist was built without CUDA (") + kNoCudaReason +
+                ")");
   if (step_graph_factory == nullptr)
     throw Error("cuda-graph: CUDA support is not available: " + load_error);
   return step_graph_factory(device);

@@ -33,7 +33,8 @@ DevicePlan plan_device(const std::string& device, const std::string& backend, bo
   if (device == "auto") use_cuda = gpus_usable;
   if (use_cuda) {
     DAE_CHECK(facts.cuda_built,
-              "device: cuda requested, but this dae_dist was built without CUDA (CPU-only LibTorch)");
+              std::string("device: cuda requested, but this dae_dist was built without CUDA (") +
+                  kNoCudaReason + ")");
     DAE_CHECK(facts.gpus_on_node > 0, "device: cuda requested, but no CUDA device is visible "
                                       "on this node (check the driver and CUDA_VISIBLE_DEVICES)");
     DAE_CHECK(facts.local_size <= facts.gpus_on_node || share_gpus,

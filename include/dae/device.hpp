@@ -11,6 +11,8 @@ namespace dae {
 // What this build of dae_dist can do (decided at compile time).
 bool cuda_built();  // LibTorch has CUDA and dae_dist was built with its CUDA code paths
 bool nccl_built();  // the NCCL backend was compiled in (DAE_WITH_NCCL)
+// Why a build has no CUDA, for error messages.
+inline constexpr const char* kNoCudaReason = "a CPU-only LibTorch, or DAE_WITH_CUDA=OFF";
 
 struct DevicePlan {
   torch::Device device = torch::kCPU;  // cpu, or cuda:<gpu> for this rank

@@ -1,4 +1,4 @@
-// defines: dae::FusedAdam (torch::optim::Adam's update in one fused kernel, its inputs on the device)
+// defines: dae::FusedAdam (torch::optim::Adam's update as one fused kernel, inputs on the device)
 #pragma once
 
 #include <torch/torch.h>
