@@ -2,8 +2,10 @@
 # Builds dae_dist on a GPU node against the PyTorch already installed there (pip, conda or a
 # module): LibTorch from `python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'`.
 # Open MPI, HDF5, Boost.Program_options, GoogleTest, libpng and MathGL come from the system when
-# present; otherwise from Debian packages in deps/debs (made by launch/fetch_debs.sh elsewhere),
-# unpacked into deps/prefix — never into /.
+# present; otherwise (or with DAE_USE_DEBS=1) from Debian packages in deps/debs (made by
+# launch/fetch_debs.sh elsewhere), unpacked into deps/prefix — never into /. The environment that
+# runs them (OPAL_PREFIX, PATH, LD_LIBRARY_PATH) is then written to deps/env.sh: source it before
+# running mpirun or the programs (launch/gpu_check.sh does).
 # Usage: launch/build_gpu_node.sh [extra cmake options]; PYTHON=... picks the interpreter.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -20,7 +22,8 @@ have_system_deps() {
     [ -e /usr/include/png.h ] && [ -e /usr/include/mgl2/mgl.h ]
 }
 cmake_extra=()
-if ! have_system_deps; then
+rm -f "$DAE_ROOT/deps/env.sh"
+if [ "${DAE_USE_DEBS:-0}" = 1 ] || ! have_system_deps; then
   debs=$DAE_ROOT/deps/debs
   local_prefix=$DAE_ROOT/deps/prefix
   ls "$debs"/*.deb >/dev/null 2>&1 ||
@@ -29,16 +32,31 @@ if ! have_system_deps; then
   for deb in "$debs"/*.deb; do dpkg -x "$deb" "$local_prefix"; done
   usr=$local_prefix/usr
   lib=$usr/lib/x86_64-linux-gnu
-  # Debian's Open MPI was built for /usr: OPAL_PREFIX moves it to where it was unpacked.
-  export OPAL_PREFIX=$lib/openmpi
+  # Debian's Open MPI was configured with prefix /usr (libraries and headers under
+  # lib/x86_64-linux-gnu/openmpi, wrapper data and help under share/openmpi): OPAL_PREFIX moves
+  # all of it to where it was unpacked.
+  export OPAL_PREFIX=$usr
   export PATH=$usr/bin:$PATH
-  export LD_LIBRARY_PATH=$lib:$lib/openmpi/lib:$lib/hdf5/serial:$usr/lib:${LD_LIBRARY_PATH:-}
+  # The loader gets only the unpacked libraries this system lacks (symlinks named by their
+  # SONAME in runtime-libs), so none of them shadows a library the node's own programs (python,
+  # torch) rely on.
+  runtime=$local_prefix/runtime-libs
+  rm -rf "$runtime" && mkdir -p "$runtime"
+  system_libraries=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p) | awk 'NR > 1 {print $1}')
+  while IFS= read -r library; do
+    soname=$(readelf -d "$library" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    soname=${soname:-$(basename "$library")}
+    grep -qxF "$soname" <<< "$system_libraries" || ln -sf "$library" "$runtime/$soname"
+  done < <(find "$usr/lib" "$local_prefix/lib" -type f -name '*.so*' -not -path '*/openmpi3/*' \
+             2>/dev/null)
+  export LD_LIBRARY_PATH=$runtime${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   prefix_path="$prefix_path;$usr;$lib/hdf5/serial"
   cmake_extra+=(-DMPI_CXX_COMPILER="$usr/bin/mpicxx.openmpi" -DMPIEXEC_EXECUTABLE="$usr/bin/mpirun.openmpi"
     -DHDF5_ROOT="$lib/hdf5/serial" -DBOOST_ROOT="$usr" -DGTest_ROOT="$usr" -DCMAKE_LIBRARY_PATH="$lib;$usr/lib"
     -DCMAKE_INCLUDE_PATH="$usr/include;$usr/include/hdf5/serial")
-  echo "build_gpu_node: using Debian packages unpacked in $local_prefix (export OPAL_PREFIX and LD_LIBRARY_PATH as printed below to run)"
-  echo "  export OPAL_PREFIX=$OPAL_PREFIX PATH=$usr/bin:\$PATH LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  printf 'export OPAL_PREFIX=%q PATH=%q LD_LIBRARY_PATH=%q\n' "$OPAL_PREFIX" "$PATH" \
+    "$LD_LIBRARY_PATH" > "$DAE_ROOT/deps/env.sh"
+  echo "build_gpu_node: using Debian packages unpacked in $local_prefix; to run: source deps/env.sh"
 fi
 
 generator=()

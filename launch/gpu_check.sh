@@ -18,6 +18,8 @@ step() {  # step NAME COMMAND...: runs it, logs it, records PASS/FAIL
 mpi() { mpirun $(mpirun_flags "$1") --bind-to none -np "$@"; }
 
 step build launch/build_gpu_node.sh
+# Where the build took Open MPI and the rest from unpacked Debian packages, run with them too.
+[ -f deps/env.sh ] && source deps/env.sh
 [ -f data/mnist.h5 ] || step data launch/get_data.sh ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
 step tests bash -c "cd '$DAE_BUILD' && ctest --output-on-failure -R 'unit|mpi_np2'"
 # With one GPU, NCCL (one rank per GPU) is tested at one rank; the MPI backend at two.
