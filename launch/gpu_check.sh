@@ -6,6 +6,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$DAE_ROOT"
+[ -e /dev/nvidia0 ] || { echo "gpu_check: no NVIDIA GPU on this node (no /dev/nvidia0)" >&2; exit 1; }
 log=${DAE_GPU_LOG:-runs/gpu_check}
 mkdir -p "$log"
 summary=()
