@@ -6,7 +6,8 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$DAE_ROOT"
-[ -e /dev/nvidia0 ] || { echo "gpu_check: no NVIDIA GPU on this node (no /dev/nvidia0)" >&2; exit 1; }
+compgen -G '/dev/nvidia[0-9]*' >/dev/null ||
+  { echo "gpu_check: no NVIDIA GPU on this node (no /dev/nvidia<N>)" >&2; exit 1; }
 log=${DAE_GPU_LOG:-runs/gpu_check}
 mkdir -p "$log"
 summary=()
@@ -30,6 +31,24 @@ step nccl_1rank mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir r
   --steps 300 --backend nccl --profile
 step mpi_backend_2ranks mpi 2 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_mpi \
   --steps 200 --backend mpi --share-gpus --profile
+# SIGUSR1 while the step runs as a CUDA graph: exit 75 with a checkpoint (the stop flag goes
+# through the graph's all-reduce), then --resume auto continues from it for 100 more steps.
+stop_and_resume() {
+  local run=runs/gpu_stop job code saved
+  rm -rf "$run"
+  mpirun $(mpirun_flags 1) --bind-to none -np 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini \
+    --run-dir "$run" --steps 10000000 --cuda-graph --log-every 1000 &
+  job=$!
+  sleep 30
+  kill -USR1 "$job"
+  wait "$job"; code=$?
+  [ "$code" = 75 ] || { echo "stop_and_resume: exit $code, expected 75"; return 1; }
+  saved=$(ls "$run"/checkpoints/ckpt_*.h5 | tail -n 1 | sed 's/.*ckpt_0*\([0-9]*\)\.h5/\1/')
+  echo "stop_and_resume: stopped with a checkpoint at step $saved"
+  mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir "$run" --cuda-graph \
+    --resume auto --steps $((saved + 100)) --log-every 50
+}
+step stop_resume_graph stop_and_resume
 # Throughput: batch 50 and 1024, eagerly, as a CUDA graph, and as a graph with bf16 autocast.
 bench() {  # bench NAME BATCH EXTRA-OPTIONS...
   local name=$1 batch=$2; shift 2

@@ -280,15 +280,21 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
   for (const auto& item : parameters) {
     const std::string group = "/optimizer/" + item.key();
     if (!file.has(group + "/exp_avg")) continue;
-    auto adam = std::make_unique<torch::optim::AdamParamState>();
-    torch::Tensor exp_avg = torch::zeros_like(item.value());
-    torch::Tensor exp_avg_sq = torch::zeros_like(item.value());
+    // Moments the optimizer already has are overwritten in place, as the parameters are: a
+    // CUDA graph that captured the update keeps working on the same tensors.
+    auto& state = optimizer.state()[item.value().unsafeGetTensorImpl()];
+    if (!state) {
+      auto fresh = std::make_unique<torch::optim::AdamParamState>();
+      fresh->exp_avg(torch::zeros_like(item.value()));
+      fresh->exp_avg_sq(torch::zeros_like(item.value()));
+      state = std::move(fresh);
+    }
+    auto& adam = static_cast<torch::optim::AdamParamState&>(*state);
+    torch::Tensor exp_avg = adam.exp_avg();
+    torch::Tensor exp_avg_sq = adam.exp_avg_sq();
     read_tensor(file, group + "/exp_avg", exp_avg);
     read_tensor(file, group + "/exp_avg_sq", exp_avg_sq);
-    adam->exp_avg(exp_avg);
-    adam->exp_avg_sq(exp_avg_sq);
-    adam->step(read_one_int64(file, group + "/step"));
-    optimizer.state()[item.value().unsafeGetTensorImpl()] = std::move(adam);
+    adam.step(read_one_int64(file, group + "/step"));
   }
   // Adam's hyper-parameters are stored for the record; the run's own configuration sets them, so
   // a resumed run may change its learning rate.

@@ -44,6 +44,7 @@ class CudaStepGraph final : public StepGraph {
           step();
           graph_.capture_end();
         } catch (const std::exception& error) {
+          abandon_capture();
           throw Error(std::string("cuda-graph: capturing the training step failed: ") +
                       error.what());
         }
@@ -55,6 +56,19 @@ class CudaStepGraph final : public StepGraph {
   }
 
  private:
+  // Ends a capture that failed half-way: a stream left capturing makes every later CUDA call on it
+  // fail, and the job must still get to report the first error and shut down.
+  void abandon_capture() {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(stream_.stream(), &status) != cudaSuccess ||
+        status == cudaStreamCaptureStatusNone)
+      return;
+    cudaGraph_t partial = nullptr;
+    cudaStreamEndCapture(stream_.stream(), &partial);
+    if (partial != nullptr) cudaGraphDestroy(partial);
+    cudaGetLastError();  // the capture's error is reported by the exception, not kept sticky
+  }
+
   torch::Device device_;
   c10::cuda::CUDAStream stream_;
   at::cuda::CUDAGraph graph_;

@@ -350,6 +350,7 @@ std::string Trainer::save_checkpoint() {
 bool Trainer::resume_from(const CheckpointData& saved) {
   state_.step = saved.step;
   state_.last_loss = saved.last_loss;
+  loss_unread_ = false;
   state_.loss_history = saved.loss_history;
   const bool exact =
       saved.world_size == comm_.size() &&

@@ -61,7 +61,7 @@ Config gpu_run(long steps, long batch_size) {
   config.steps = steps;
   config.batch_size = batch_size;
   config.log_every = 1000;
-  config.lr_warmup = 4;  // the rate changes from step to step, as a graph must allow
+  config.lr_warmup = 4;  // the rate changes over the first steps
   return config;
 }
 
@@ -79,6 +79,28 @@ Shard synthetic_shard(std::uint32_t rows, std::uint32_t seed) {
 double relative_difference(const torch::Tensor& got, const torch::Tensor& expected) {
   return ((got.cpu() - expected.cpu()).norm() / expected.cpu().norm()).item<double>();
 }
+
+// A temporary directory made by rank 0, its path given to every rank; rank 0 removes it once
+// every rank is done with it.
+class SharedRunDir {
+ public:
+  explicit SharedRunDir(const MpiComm& world) : world_(world) {
+    if (world.rank() == 0) {
+      dir_ = std::make_unique<testing::TempDir>();
+      path_ = dir_->path().string();
+    }
+    broadcast_string(world, path_, 0);
+  }
+  ~SharedRunDir() { MPI_Barrier(world_.get()); }
+  SharedRunDir(const SharedRunDir&) = delete;
+  SharedRunDir& operator=(const SharedRunDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  const MpiComm& world_;
+  std::unique_ptr<testing::TempDir> dir_;
+  std::string path_;
+};
 
 // cuDNN's deterministic algorithms for the scope: two runs of the same step then agree exactly.
 class DeterministicCudnn {
@@ -164,7 +186,8 @@ TEST_F(Gpu, CudaGraphReplaysGiveTheEagerSteps) {
   if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "CUDA graphs need NCCL here";
   const auto comm = make_nccl_communicator(world, my_gpu());
   const DeterministicCudnn deterministic;
-  const Config eager_config = gpu_run(10, 64);
+  Config eager_config = gpu_run(10, 64);
+  eager_config.lr_warmup = 20;  // the rate still changes at every replay
   Config graph_config = eager_config;
   graph_config.cuda_graph = true;
   const Shard shard = synthetic_shard(640, 3);
@@ -250,13 +273,8 @@ TEST_F(Gpu, ProfileTimesThePhasesWithCudaEvents) {
 
 TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
   if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
-  std::unique_ptr<testing::TempDir> dir;
-  std::string run_dir;
-  if (world.rank() == 0) {
-    dir = std::make_unique<testing::TempDir>();
-    run_dir = dir->path().string();
-  }
-  broadcast_string(world, run_dir, 0);
+  const SharedRunDir shared(world);
+  const std::string& run_dir = shared.path();
   torch::manual_seed(3);
   ConvDae on_gpu("none");
   on_gpu->to(my_gpu());
@@ -275,18 +293,12 @@ TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
   load_checkpoint(run_dir + "/checkpoints/ckpt_00000001.h5", *on_cpu, cpu_adam);
   for (std::size_t i = 0; i < on_cpu->parameters().size(); ++i)
     EXPECT_TRUE(on_cpu->parameters()[i].equal(on_gpu->parameters()[i].cpu())) << i;
-  MPI_Barrier(world.get());  // rank 0 removes the directory only after everyone has read it
 }
 
 TEST_F(Gpu, CheckpointSavedOnCpuResumesOnTheGpu) {
   if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
-  std::unique_ptr<testing::TempDir> dir;
-  std::string run_dir;
-  if (world.rank() == 0) {
-    dir = std::make_unique<testing::TempDir>();
-    run_dir = dir->path().string();
-  }
-  broadcast_string(world, run_dir, 0);
+  const SharedRunDir shared(world);
+  const std::string& run_dir = shared.path();
   const Shard shard = synthetic_shard(128, 7);
   Config cpu_config = gpu_run(3, 16);
   cpu_config.device = "cpu";
@@ -317,7 +329,6 @@ TEST_F(Gpu, CheckpointSavedOnCpuResumesOnTheGpu) {
   const double loss = on_gpu.step();
   EXPECT_TRUE(std::isfinite(loss));
   EXPECT_EQ(on_gpu.state().step, 4);
-  MPI_Barrier(world.get());  // rank 0 removes the directory only after everyone has read it
 }
 
 }  // namespace

@@ -19,7 +19,8 @@ class FusedAdam {
   // Outside any captured region, before update(): the update's step number (1 for the first)
   // and learning rate, written into the device tensors, the optimizer's options (which
   // checkpoints record) and its per-parameter step counts. Creates the moments (zeros) of a
-  // parameter that has none yet and picks up ones a checkpoint has loaded since the last call.
+  // parameter that has none yet. A captured update keeps the moment tensors it was captured
+  // with; load_checkpoint overwrites existing moments in place, so loading stays visible to it.
   void prepare(std::int64_t step, double lr);
 
   // One Adam update of every parameter from its grad(); device work only.
