@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The test suite, from nothing: install, build, run every test (unit, multi-rank, end to end),
-# then the sanitizer build's tests and the bounded fuzz runs (launch/hardening.sh).
+# then the CPU-only build's tests (launch/cpu_only_build.sh), the sanitizer build's tests and the
+# bounded fuzz runs (launch/hardening.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 "$DAE_ROOT/launch/setup.sh"
 status=0
 (cd "$DAE_BUILD" && ctest --output-on-failure "$@") || status=1
+# The CPU-only configuration (DAE_WITH_CUDA=OFF) builds and passes its unit and 2-rank tests.
+"$DAE_ROOT/launch/cpu_only_build.sh" || status=1
 # Then the sanitizer build's tests and the bounded fuzzing runs (DAE_HARDENING=0 skips them).
 if [ "${DAE_HARDENING:-1}" != 0 ]; then
   "$DAE_ROOT/launch/hardening.sh" || status=1
