@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "dae/error.hpp"
+#include "dae/fused_adam.hpp"
 #include "dae/h5.hpp"
 
 namespace dae {
@@ -282,14 +283,7 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
     if (!file.has(group + "/exp_avg")) continue;
     // Moments the optimizer already has are overwritten in place, as the parameters are: a
     // CUDA graph that captured the update keeps working on the same tensors.
-    auto& state = optimizer.state()[item.value().unsafeGetTensorImpl()];
-    if (!state) {
-      auto fresh = std::make_unique<torch::optim::AdamParamState>();
-      fresh->exp_avg(torch::zeros_like(item.value()));
-      fresh->exp_avg_sq(torch::zeros_like(item.value()));
-      state = std::move(fresh);
-    }
-    auto& adam = static_cast<torch::optim::AdamParamState&>(*state);
+    torch::optim::AdamParamState& adam = adam_state_of(optimizer, item.value());
     torch::Tensor exp_avg = adam.exp_avg();
     torch::Tensor exp_avg_sq = adam.exp_avg_sq();
     read_tensor(file, group + "/exp_avg", exp_avg);

@@ -12,6 +12,18 @@ torch::optim::AdamOptions& options_of(torch::optim::Adam& optimizer) {
 
 }  // namespace
 
+torch::optim::AdamParamState& adam_state_of(torch::optim::Adam& optimizer,
+                                            const torch::Tensor& parameter) {
+  auto& state = optimizer.state()[parameter.unsafeGetTensorImpl()];
+  if (!state) {
+    auto fresh = std::make_unique<torch::optim::AdamParamState>();
+    fresh->exp_avg(torch::zeros_like(parameter, torch::MemoryFormat::Preserve));
+    fresh->exp_avg_sq(torch::zeros_like(parameter, torch::MemoryFormat::Preserve));
+    state = std::move(fresh);
+  }
+  return static_cast<torch::optim::AdamParamState&>(*state);
+}
+
 FusedAdam::FusedAdam(torch::optim::Adam& optimizer) : optimizer_(optimizer) {
   DAE_CHECK(optimizer.param_groups().size() == 1, "FusedAdam: expects one parameter group");
   const torch::optim::AdamOptions& options = options_of(optimizer);
@@ -30,16 +42,8 @@ void FusedAdam::prepare(std::int64_t step, double lr) {
   gradients_.clear();
   exp_avgs_.clear();
   exp_avg_sqs_.clear();
-  auto& states = optimizer_.state();
   for (const torch::Tensor& parameter : parameters_) {
-    auto& state = states[parameter.unsafeGetTensorImpl()];
-    if (!state) {
-      auto fresh = std::make_unique<torch::optim::AdamParamState>();
-      fresh->exp_avg(torch::zeros_like(parameter, torch::MemoryFormat::Preserve));
-      fresh->exp_avg_sq(torch::zeros_like(parameter, torch::MemoryFormat::Preserve));
-      state = std::move(fresh);
-    }
-    auto& adam = static_cast<torch::optim::AdamParamState&>(*state);
+    torch::optim::AdamParamState& adam = adam_state_of(optimizer_, parameter);
     adam.step(step);
     DAE_CHECK(parameter.grad().defined(), "FusedAdam: a parameter has no gradient");
     gradients_.push_back(parameter.grad());

@@ -1,4 +1,5 @@
-// defines: dae::FusedAdam (torch::optim::Adam's update as one fused kernel, inputs on the device)
+// defines: dae::FusedAdam (torch::optim::Adam's update as one fused kernel, inputs on the device),
+//          dae::adam_state_of
 #pragma once
 
 #include <torch/torch.h>
@@ -6,6 +7,10 @@
 #include <cstdint>
 
 namespace dae {
+
+// `parameter`'s state in `optimizer`, created (zero moments, step 0) if it has none yet.
+torch::optim::AdamParamState& adam_state_of(torch::optim::Adam& optimizer,
+                                            const torch::Tensor& parameter);
 
 // Applies torch::optim::Adam's update to the optimizer's parameters with at::_fused_adam_: one
 // kernel for all parameters where LibTorch's own step() runs about ten per parameter. The
