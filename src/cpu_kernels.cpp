@@ -33,7 +33,8 @@ void im2col_padded(const float* padded, int padded_side, int coarse_side, int ru
   for (int oy = 0; oy < coarse_side; ++oy)
     for (int ox = 0; ox < coarse_side; ++ox, rows += row_stride)
       for (int ky = 0; ky < 5; ++ky) {
-        const float* in = padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
+        const float* in =
+            padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
         float* out = rows + ky * run;
         // An explicit loop, not std::copy: with a fixed `run` it compiles to a few vector moves
         // where std::copy calls memmove for every 20 bytes.
@@ -50,15 +51,12 @@ void col2im_padded(const float* rows, std::int64_t row_stride, int padded_side, 
   for (int oy = 0; oy < coarse_side; ++oy)
     for (int ox = 0; ox < coarse_side; ++ox, rows += row_stride)
       for (int ky = 0; ky < 5; ++ky) {
-        float* out = padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
+        float* out =
+            padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
         const float* in = rows + ky * run;
         for (int i = 0; i < run; ++i) out[i] += in[i];
       }
 }
-
-}  // namespace
-
-namespace {
 
 // One sample's place in the zero-bordered copy, and the per-sample strides of both grids.
 struct PaddedSample {
@@ -71,7 +69,9 @@ struct PaddedSample {
         fine_floats(line * fine_side),
         data(padded_scratch(floats)) {}
   // Where fine row y starts in the copy.
-  float* row(int y) const { return data + ((y + 2) * static_cast<std::int64_t>(side) + 2) * channels; }
+  float* row(int y) const {
+    return data + ((y + 2) * static_cast<std::int64_t>(side) + 2) * channels;
+  }
 
   int channels, side, coarse_side;
   std::size_t floats;
@@ -96,7 +96,8 @@ void with_channels(int channels, Run&& run) {
 void im2col(const float* fine, int samples, int fine_side, int channels, float* rows,
             std::int64_t row_stride) {
   const PaddedSample padded(fine_side, channels);
-  const std::int64_t rows_per_sample = static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
+  const std::int64_t rows_per_sample =
+      static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
   for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
     std::fill(padded.data, padded.data + padded.floats, 0.0f);
     for (int y = 0; y < fine_side; ++y)
@@ -116,7 +117,8 @@ void im2col(const float* fine, int samples, int fine_side, int channels, float* 
 void col2im(const float* rows, int samples, int fine_side, int channels, std::int64_t row_stride,
             float* fine) {
   const PaddedSample padded(fine_side, channels);
-  const std::int64_t rows_per_sample = static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
+  const std::int64_t rows_per_sample =
+      static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
   for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
     std::fill(padded.data, padded.data + padded.floats, 0.0f);
     with_channels(channels, [&](auto known) {

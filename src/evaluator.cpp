@@ -1,7 +1,5 @@
 #include "dae/evaluator.hpp"
 
-#include "dae/fused_conv_dae.hpp"
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
