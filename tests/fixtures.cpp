@@ -148,4 +148,23 @@ std::string mpirun(int ranks) {
          " --oversubscribe --allow-run-as-root --bind-to none";
 }
 
+double relative_difference(const torch::Tensor& got, const torch::Tensor& expected) {
+  const torch::Tensor reference = expected.cpu();
+  return ((got.cpu() - reference).norm() / reference.norm()).item<double>();
+}
+
+std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device device) {
+  torch::manual_seed(7);
+  ModelPtr first = make_model(config);
+  ModelPtr second = make_model(config);
+  {
+    torch::NoGradGuard no_grad;
+    for (std::size_t i = 0; i < first->parameters().size(); ++i)
+      second->parameters()[i].copy_(first->parameters()[i]);
+  }
+  first->to(device);
+  second->to(device);
+  return {first, second};
+}
+
 }  // namespace dae::testing

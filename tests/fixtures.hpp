@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "dae/config.hpp"
 #include "dae/idx.hpp"
+#include "dae/model.hpp"
 
 namespace dae::testing {
 
@@ -57,5 +59,12 @@ std::string checkpoint_load_error(const std::string& path);
 
 // `mpirun` with the flags our tests need on any machine: as root, and more ranks than cores.
 std::string mpirun(int ranks);
+
+// |got - expected| / |expected| (Euclidean norms), on the CPU whatever the tensors' devices.
+double relative_difference(const torch::Tensor& got, const torch::Tensor& expected);
+
+// Two models of config.model with the same initial weights (the same on every rank: a fixed
+// seed), on `device`.
+std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device device);
 
 }  // namespace dae::testing

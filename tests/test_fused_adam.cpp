@@ -3,13 +3,12 @@
 
 #include "dae/fused_adam.hpp"
 #include "dae/model.hpp"
+#include "fixtures.hpp"
 
 namespace dae {
 namespace {
 
-double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).norm() / b.norm()).item<double>();
-}
+using testing::relative_difference;
 
 // Two copies of one model: `reference` steps with torch::optim::Adam, `fused` with FusedAdam.
 struct TwinModels {

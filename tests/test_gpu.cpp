@@ -21,6 +21,9 @@
 namespace dae {
 namespace {
 
+using testing::relative_difference;
+using testing::twin_models;
+
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -37,18 +40,6 @@ class Gpu : public ::testing::Test {
   std::unique_ptr<Communicator> gpu_communicator() const {
     if (all_ranks_agree(world, nccl_possible())) return make_nccl_communicator(world, my_gpu());
     return std::make_unique<MpiCommunicator>(world);
-  }
-  // Two models with the same initial weights (the same on every rank), on `device`.
-  static std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device device) {
-    torch::manual_seed(7);
-    ModelPtr first = make_model(config);
-    ModelPtr second = make_model(config);
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < first->parameters().size(); ++i)
-      second->parameters()[i].copy_(first->parameters()[i]);
-    first->to(device);
-    second->to(device);
-    return {first, second};
   }
   MpiComm world{MPI_COMM_WORLD};
   int gpus_ = 0;
@@ -74,10 +65,6 @@ Shard synthetic_shard(std::uint32_t rows, std::uint32_t seed) {
   shard.images = torch::from_blob(split.images.data(), {rows, side, side}, torch::kUInt8).clone();
   shard.labels = torch::from_blob(split.labels.data(), {rows}, torch::kUInt8).clone();
   return shard;
-}
-
-double relative_difference(const torch::Tensor& got, const torch::Tensor& expected) {
-  return ((got.cpu() - expected.cpu()).norm() / expected.cpu().norm()).item<double>();
 }
 
 // A temporary directory made by rank 0, its path given to every rank; rank 0 removes it once
@@ -178,7 +165,7 @@ TEST_F(Gpu, OneTrainingStepOnTheGpuMatchesTheCpu) {
   }
   for (std::size_t i = 0; i < cpu_model->parameters().size(); ++i) {
     const torch::Tensor a = cpu_model->parameters()[i], b = gpu_model->parameters()[i].cpu();
-    EXPECT_LT(((a - b).norm() / a.norm()).item<double>(), 1e-4) << "parameter " << i;
+    EXPECT_LT(relative_difference(b, a), 1e-4) << "parameter " << i;
   }
 }
 

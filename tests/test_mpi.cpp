@@ -101,7 +101,7 @@ TEST_F(MultiRank, AveragedGradientEqualsGradientOfTheConcatenatedBatch) {
   torch::mse_loss(model->forward(noisy), clean).backward();
   const torch::Tensor whole = gradients.buffer().narrow(0, 0, gradients.gradient_count());
 
-  const double relative = ((averaged - whole).norm() / whole.norm()).item<double>();
+  const double relative = testing::relative_difference(averaged, whole);
   EXPECT_LT(relative, 1e-5);
   EXPECT_GT(whole.norm().item<double>(), 0.0);
 }
@@ -237,15 +237,7 @@ TEST_F(MultiRank, Bf16AutocastStepIsCloseToFp32AndTrains) {
   bf16_config.precision = "bf16";
   bf16_config.kernels = "auto";  // auto leaves bf16 to LibTorch
   const Shard shard = Shard::read_for_rank(fp32_config.data, "train", comm.rank(), comm.size());
-  torch::manual_seed(7);
-  const ModelPtr fp32_model = make_model(fp32_config);
-  broadcast_parameters(*fp32_model, comm);
-  const ModelPtr bf16_model = make_model(bf16_config);
-  {
-    torch::NoGradGuard no_grad;
-    for (std::size_t i = 0; i < fp32_model->parameters().size(); ++i)
-      bf16_model->parameters()[i].copy_(fp32_model->parameters()[i]);
-  }
+  const auto [fp32_model, bf16_model] = testing::twin_models(fp32_config, torch::kCPU);
   Trainer fp32(fp32_config, comm, shard, fp32_model);
   Trainer bf16(bf16_config, comm, shard, bf16_model);
   EXPECT_EQ(bf16.kernels(), "libtorch, bf16 autocast");
@@ -257,8 +249,7 @@ TEST_F(MultiRank, Bf16AutocastStepIsCloseToFp32AndTrains) {
     const torch::Tensor expected = fp32_model->parameters()[i].grad();
     const torch::Tensor got = bf16_model->parameters()[i].grad();
     EXPECT_FALSE(got.equal(expected)) << "parameter " << i << ": no bf16 rounding at all";
-    EXPECT_LT(((got - expected).norm() / expected.norm()).item<double>(), 5e-2)
-        << "parameter " << i;
+    EXPECT_LT(testing::relative_difference(got, expected), 5e-2) << "parameter " << i;
   }
   const FitResult fit = bf16.fit();
   EXPECT_LT(fit.final_loss, 0.5 * bf16_loss) << "first loss " << bf16_loss;
