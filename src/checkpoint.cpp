@@ -1,16 +1,15 @@
 #include "dae/checkpoint.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 #include "dae/fused_adam.hpp"
 #include "dae/h5.hpp"
 
@@ -50,6 +49,16 @@ void write_int64s(H5File& file, const std::string& name, const std::vector<std::
   file.write<std::int64_t>(name, {values.size()}, values.data(), kChecked);
 }
 
+// Every non-empty dataset we write carries a Fletcher32 checksum (HDF5 cannot chunk an empty
+// one); one without it was not written by us.
+void require_checksum(const H5File& file, const std::string& name) {
+  const std::vector<std::uint64_t> dims = file.dims(name);
+  const bool empty = std::find(dims.begin(), dims.end(), 0) != dims.end();
+  if (!empty && !file.has_checksum(name))
+    throw Error(file.path() + ": " + name + ": no Fletcher32 checksum (every checkpoint dataset "
+                "has one: not written by dae_dist, or altered)");
+}
+
 // Reads a float32 dataset into `target` (same shape required), on target's device.
 void read_tensor(const H5File& file, const std::string& name, torch::Tensor& target) {
   const std::vector<std::uint64_t> expected = dims_of(target);
@@ -58,7 +67,12 @@ void read_tensor(const H5File& file, const std::string& name, torch::Tensor& tar
   if (found != expected)
     throw Error(file.path() + ": " + name + ": shape " + shape_text(found) +
                 " does not match the model's " + shape_text(expected));
+  require_checksum(file, name);
   std::vector<float> values = file.read<float>(name);
+  // A valid checksum says the bytes are the ones written, not that they can be trained on.
+  for (float value : values)
+    if (!std::isfinite(value))
+      throw Error(file.path() + ": " + name + ": holds a non-finite value (NaN or infinity)");
   torch::NoGradGuard no_grad;
   target.copy_(torch::from_blob(values.data(), target.sizes(), torch::kFloat32));
 }
@@ -73,6 +87,7 @@ std::vector<T> read_shaped(const H5File& file, const std::string& name,
   if (found != expected)
     throw Error(file.path() + ": " + name + ": shape " + shape_text(found) + ", expected " +
                 shape_text(expected));
+  require_checksum(file, name);
   return file.read<T>(name);
 }
 
@@ -84,33 +99,8 @@ std::int64_t read_one_int64(const H5File& file, const std::string& name) {
 constexpr std::int64_t kMaxWorldSize = 1 << 16;
 // Far above any LibTorch generator's state (CPU: 5 056 bytes, CUDA: 16).
 constexpr std::uint64_t kMaxGeneratorBytes = 1 << 16;
-
-// Writes `bytes` to a new file at `path` and fsyncs it; every failure names the path and the
-// system's reason (No space left on device, ...). A partial file is left for the caller to remove.
-void write_durably(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw Error(path + ": cannot create (" + std::strerror(errno) + ")");
-  std::size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    written += static_cast<std::size_t>(n);
-  }
-  const bool complete = written == bytes.size() && ::fsync(fd) == 0;
-  const int saved_errno = errno;
-  const bool closed = ::close(fd) == 0;
-  if (!complete || !closed)
-    throw Error(path + ": write failed (" + std::strerror(complete ? errno : saved_errno) + ")");
-}
-
-void fsync_directory(const std::string& directory) {
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
+// A progress line every step for 16 M steps: more only in a crafted file.
+constexpr std::uint64_t kMaxHistoryRows = 1 << 24;
 
 }  // namespace
 
@@ -180,7 +170,7 @@ std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::M
 void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
                            torch::optim::Adam& optimizer, const CheckpointData& data,
                            const std::string& config_text) {
-  write_durably(path, checkpoint_image(path, model, optimizer, data, config_text));
+  write_file_durably(path, checkpoint_image(path, model, optimizer, data, config_text));
 }
 
 Checkpointer::Checkpointer(const MpiComm& comm, std::string run_dir, long keep,
@@ -196,12 +186,12 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
   const int world = comm_.size();
   const std::int64_t mine[2] = {state.cursor.epoch, state.cursor.position};
   std::vector<std::int64_t> cursors(2 * static_cast<std::size_t>(world));
-  DAE_CHECK_MPI(MPI_Gather(mine, 2, MPI_INT64_T, cursors.data(), 2, MPI_INT64_T, 0, comm_.get()));
+  comm_.gather(mine, 2, MPI_INT64_T, cursors.data(), 0, "the checkpoint's gather");
   const torch::Tensor noise = state.noise_state.contiguous();
   const int noise_bytes = static_cast<int>(noise.numel());
   std::vector<std::uint8_t> noise_states(static_cast<std::size_t>(noise_bytes) * world);
-  DAE_CHECK_MPI(MPI_Gather(noise.data_ptr<std::uint8_t>(), noise_bytes, MPI_UINT8_T,
-                           noise_states.data(), noise_bytes, MPI_UINT8_T, 0, comm_.get()));
+  comm_.gather(noise.data_ptr<std::uint8_t>(), noise_bytes, MPI_UINT8_T, noise_states.data(), 0,
+               "the checkpoint's gather");
   CheckpointData saved;
   saved.step = state.step;
   saved.world_size = world;
@@ -220,30 +210,20 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
   run_collectively(comm_, "dae_dist", [&] {
     if (comm_.rank() != 0) return;
     fs::create_directories(directory_);
-    const std::string temporary = path + ".tmp";
     try {
-      // Built in memory and written with one write(2) of our own: a full disk is then an
-      // ordinary error with errno's reason, and HDF5 never has to fail half-way through writing
-      // a file (after which HDF5 1.10 crashes at exit closing the broken file; see
+      // Built in memory and written with write_file_durably: a full disk is then an ordinary
+      // error with errno's reason, and HDF5 never has to fail half-way through writing a file
+      // (after which HDF5 1.10 crashes at exit closing the broken file; see
       // tests/test_faults_cli.cpp, DiskFull).
-      write_durably(temporary, checkpoint_image(temporary, model, optimizer, saved, config_text_));
-      fs::rename(temporary, path);
-      fsync_directory(directory_);
+      write_file_durably(path, checkpoint_image(path, model, optimizer, saved, config_text_));
     } catch (const std::exception& error) {
-      std::error_code ignored;
-      fs::remove(temporary, ignored);
       throw Error(path + ": checkpoint not written: " + error.what());
     }
-    // Only now that the new file is complete may others go: files of later steps belong to a
-    // timeline this run abandoned by resuming from an older checkpoint (they would shadow it at
-    // the next `--resume auto`), and beyond those only the newest `keep` stay.
+    // Only now that the new file is complete may the oldest go, beyond the newest `keep`.
+    // (Checkpoints of steps after the one a run resumed from were set aside at the resume.)
     long kept = 0;
     for (const std::string& existing : list_checkpoints(fs::path(directory_).parent_path())) {
-      const bool later = existing > path;  // zero-padded step numbers compare as text
-      if (existing == path || (!later && ++kept <= keep_)) {
-        if (existing == path) ++kept;
-        continue;
-      }
+      if (++kept <= keep_) continue;
       std::error_code ignored;
       fs::remove(existing, ignored);
     }
@@ -288,12 +268,22 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
     torch::Tensor exp_avg_sq = adam.exp_avg_sq();
     read_tensor(file, group + "/exp_avg", exp_avg);
     read_tensor(file, group + "/exp_avg_sq", exp_avg_sq);
-    adam.step(read_one_int64(file, group + "/step"));
+    if (exp_avg_sq.lt(0).any().item<bool>())
+      throw Error(path + ": " + group + "/exp_avg_sq: holds negative values (a second moment "
+                  "is a mean of squares)");
+    const std::int64_t adam_step = read_one_int64(file, group + "/step");
+    if (adam_step < 0) throw Error(path + ": " + group + "/step: negative");
+    adam.step(adam_step);
   }
   // Adam's hyper-parameters are stored for the record; the run's own configuration sets them, so
   // a resumed run may change its learning rate.
 
   CheckpointData data;
+  try {
+    data.config_text = file.read_string_attribute("/", "config");
+  } catch (const Error&) {
+    // Only for the record: a checkpoint without it still resumes.
+  }
   data.step = read_one_int64(file, "/state/step");
   data.world_size = read_one_int64(file, "/state/world_size");
   if (data.step < 0) throw Error(path + ": /state/step: negative (" + std::to_string(data.step) + ")");
@@ -322,14 +312,45 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
             .clone());
   }
   data.last_loss = read_shaped<double>(file, "/state/last_loss", {1}).at(0);
+  if (!std::isfinite(data.last_loss))
+    throw Error(path + ": /state/last_loss: not a finite number");
   const auto history_dims = file.dims("/state/loss_history");
   if (history_dims.size() != 2 || history_dims[1] != 2)
     throw Error(path + ": /state/loss_history: shape " + shape_text(history_dims) +
                 " is not [n, 2]");
+  // One row per progress line: more rows than steps means a crafted header, refused before the
+  // allocation it asks for.
+  if (history_dims[0] > static_cast<std::uint64_t>(data.step) + 1 ||
+      history_dims[0] > kMaxHistoryRows)
+    throw Error(path + ": /state/loss_history: " + std::to_string(history_dims[0]) +
+                " rows for a checkpoint of step " + std::to_string(data.step));
   const auto history = read_shaped<double>(file, "/state/loss_history", history_dims);
-  for (std::size_t i = 0; i + 1 < history.size(); i += 2)
+  for (std::size_t i = 0; i + 1 < history.size(); i += 2) {
+    if (!std::isfinite(history[i]) || !std::isfinite(history[i + 1]) || history[i] < 0 ||
+        history[i] > static_cast<double>(data.step))
+      throw Error(path + ": /state/loss_history: row " + std::to_string(i / 2) +
+                  " is not a (step, finite loss) pair of this run");
     data.loss_history.emplace_back(static_cast<std::int64_t>(history[i]), history[i + 1]);
+  }
   return data;
+}
+
+std::string set_aside_later_checkpoints(const std::string& run_dir, std::int64_t step) {
+  char own[32];
+  std::snprintf(own, sizeof own, "ckpt_%08lld.h5", static_cast<long long>(step));
+  const fs::path directory = fs::path(run_dir) / "checkpoints";
+  std::vector<std::string> later;
+  for (const std::string& existing : list_checkpoints(run_dir))
+    if (fs::path(existing).filename().string() > own) later.push_back(existing);
+  if (later.empty()) return "";
+  // A unique folder per resume: an earlier abandoned line is never overwritten.
+  fs::path aside = directory / ("abandoned-" + std::to_string(step));
+  for (int attempt = 2; fs::exists(aside); ++attempt)
+    aside = directory / ("abandoned-" + std::to_string(step) + "-" + std::to_string(attempt));
+  fs::create_directories(aside);
+  for (const std::string& existing : later)
+    fs::rename(existing, aside / fs::path(existing).filename());
+  return aside.string();
 }
 
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {

@@ -2,12 +2,13 @@
 
 #include <boost/program_options.hpp>
 
-#include <fstream>
+#include <cmath>
 #include <regex>
 #include <iomanip>
 #include <sstream>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 
 namespace dae {
 
@@ -39,9 +40,11 @@ std::vector<double> parse_noise_list(const std::string& text) {
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used != token.size())
-      throw Error("config: eval-noise: '" + token + "' is not a number");
-    if (level < 0) throw Error("config: eval-noise: levels must be >= 0 (got " + token + ")");
+    if (used != token.size() || !std::isfinite(level))
+      throw Error("config: eval-noise: '" + token + "' is not a finite number");
+    if (level < 0 || level > kMaxNoiseLevel)
+      throw Error("config: eval-noise: levels must be >= 0 and at most " +
+                  json_number(kMaxNoiseLevel) + " (got " + token + ")");
     levels.push_back(level);
   }
   if (levels.empty()) throw Error("config: eval-noise: needs at least one noise level");
@@ -123,7 +126,11 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "newest checkpoints kept in RUN_DIR/checkpoints")
       ("resume", po::value(&config.resume),
        "auto: continue from the newest valid checkpoint in RUN_DIR (fresh if none); "
-       "PATH: from exactly that checkpoint");
+       "PATH: from exactly that checkpoint")
+      ("collective-timeout",
+       po::value(&config.collective_timeout_s)->default_value(defaults.collective_timeout_s),
+       "seconds a rank may wait for the others in a collective before it ends the job "
+       "(a stopped, dead or unreachable rank); 0 = wait forever");
   return options;
 }
 
@@ -131,16 +138,26 @@ void validate(const Config& config) {
   auto require = [](bool ok, const std::string& message) {
     if (!ok) throw Error("config: " + message);
   };
+  // NaN passes every comparison below as false and infinity most of them: refused first.
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"lr", config.lr}, {"noise", config.noise},
+        {"init-bias", config.init_bias}, {"collective-timeout", config.collective_timeout_s}})
+    require(std::isfinite(value), std::string(name) + ": must be a finite number");
   require(!config.data.empty(), "data: missing (give --data FILE or data = FILE in the config)");
   require(!config.run_dir.empty(), "run-dir: must not be empty");
   require(config.steps > 0, "steps: must be > 0 (got " + std::to_string(config.steps) + ")");
-  require(config.batch_size > 0,
-          "batch-size: must be > 0 (got " + std::to_string(config.batch_size) + ")");
+  require(config.batch_size > 0 && config.batch_size <= kMaxBatchSize,
+          "batch-size: must be > 0 and at most " + std::to_string(kMaxBatchSize) + " (got " +
+              std::to_string(config.batch_size) + ")");
   require(config.lr > 0, "lr: must be > 0");
   require(config.lr_warmup >= 0, "lr-warmup: must be >= 0");
-  require(config.noise >= 0, "noise: must be >= 0");
+  require(config.noise >= 0 && config.noise <= kMaxNoiseLevel,
+          "noise: must be >= 0 and at most " + json_number(kMaxNoiseLevel));
   require(config.log_every > 0, "log-every: must be > 0");
-  require(config.threads >= 0, "threads: must be >= 0 (0 picks cores / ranks)");
+  require(config.threads >= 0 && config.threads <= kMaxThreads,
+          "threads: must be >= 0 and at most " + std::to_string(kMaxThreads) +
+              " (0 picks cores / ranks; got " + std::to_string(config.threads) + ")");
+  require(config.collective_timeout_s >= 0, "collective-timeout: must be >= 0 (0: off)");
   require(config.device == "auto" || config.device == "cpu" || config.device == "cuda",
           "device: '" + config.device + "' is not one of auto, cpu, cuda");
   require(config.backend == "auto" || config.backend == "mpi" || config.backend == "nccl",
@@ -154,7 +171,8 @@ void validate(const Config& config) {
   require(!config.cuda_graph || config.backend != "mpi",
           "cuda-graph: needs backend = nccl or auto: the MPI backend's all-reduce goes through "
           "host memory, which a CUDA graph cannot capture");
-  require(config.eval_batch > 0, "eval-batch: must be > 0");
+  require(config.eval_batch > 0 && config.eval_batch <= kMaxBatchSize,
+          "eval-batch: must be > 0 and at most " + std::to_string(kMaxBatchSize));
   require(config.eval_every >= 0, "eval-every: must be >= 0");
   require(!config.eval_only || !config.resume.empty(),
           "eval-only: needs --resume auto or --resume PATH (the checkpoint to evaluate)");
@@ -195,12 +213,10 @@ Config parse_config(int argc, const char* const* argv) {
     }
     if (values.count("config")) {
       const std::string path = values["config"].as<std::string>();
-      std::ifstream file(path);
-      if (!file) throw Error("config: " + path + ": cannot open");
-      std::ostringstream text;
-      text << file.rdbuf();
-      refuse_placeholders(text.str(), path);
-      std::istringstream contents(text.str());
+      // A directory reads as empty and /dev/zero or a FIFO never ends: regular files only.
+      const std::string text = read_small_regular_file(path, kMaxConfigFileBytes, "config: file");
+      refuse_placeholders(text, path);
+      std::istringstream contents(text);
       po::store(po::parse_config_file(contents, options), values);
     }
     po::notify(values);
@@ -247,6 +263,7 @@ std::string describe_config(const Config& config) {
   row("checkpoint-every", config.checkpoint_every);
   row("keep-checkpoints", config.keep_checkpoints);
   row("resume", config.resume.empty() ? "(no)" : config.resume);
+  row("collective-timeout", config.collective_timeout_s);
   return out.str();
 }
 

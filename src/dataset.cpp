@@ -9,6 +9,7 @@
 #include <random>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 #include "dae/h5.hpp"
 
 namespace dae {
@@ -28,21 +29,15 @@ void write_split(H5File& file, const std::string& split, const MnistSplit& data)
 
 void write_data_file(const std::string& path, const MnistSplit& train, const MnistSplit& test,
                      const std::string& source) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  try {
-    H5File file = H5File::create(temporary);
-    write_split(file, "train", train);
-    write_split(file, "test", test);
-    file.write_attribute("/", "source", source);
-    file.write_attribute("/", "format_version", kDataFormatVersion);
-    file.flush();
-    file.close();
-    std::filesystem::rename(temporary, path);
-  } catch (...) {
-    std::error_code ignored;
-    std::filesystem::remove(temporary, ignored);
-    throw;
-  }
+  // Built in memory, then one durable write: no half-written data file under its final name.
+  H5File file = H5File::create_in_memory(path);
+  write_split(file, "train", train);
+  write_split(file, "test", test);
+  file.write_attribute("/", "source", source);
+  file.write_attribute("/", "format_version", kDataFormatVersion);
+  const std::vector<std::uint8_t> bytes = file.image();
+  file.close();
+  write_file_durably(path, bytes);
 }
 
 std::pair<std::uint64_t, std::uint64_t> shard_range(std::uint64_t total, int rank, int world) {
@@ -66,7 +61,34 @@ std::uint64_t count_rows(const std::string& path, const std::string& split) {
   if (label_dims.size() != 1 || label_dims[0] != image_dims[0])
     throw Error(path + ": /" + split + "/labels: expected " + std::to_string(image_dims[0]) +
                 " labels");
+  // Pixels are bytes 0..255: float or wider images would be converted silently, values out of
+  // range clipped.
+  for (const char* dataset : {"images", "labels"}) {
+    const std::string name = "/" + split + "/" + dataset;
+    if (!file.stores_uint8(name))
+      throw Error(path + ": " + name + ": stored as " + file.type_text(name) +
+                  ", expected uint8 (make data files with dae_prepare)");
+    file.check_storage_of(name);
+  }
   return image_dims[0];
+}
+
+void check_data_file(const std::string& path) {
+  std::int64_t version = -1;
+  {
+    const H5File file = H5File::open_read_only(path);
+    try {
+      version = file.read_int_attribute("/", "format_version");
+    } catch (const Error&) {
+      throw Error(path + ": no format_version attribute (not a data file made by dae_prepare)");
+    }
+  }
+  if (version != kDataFormatVersion)
+    throw Error(path + ": data format version " + std::to_string(version) +
+                ", this dae_dist reads version " + std::to_string(kDataFormatVersion));
+  for (const char* split : {"train", "test"})
+    if (count_rows(path, split) == 0)
+      throw Error(path + ": /" + split + " has no rows");
 }
 
 Shard Shard::read(const std::string& path, const std::string& split, std::uint64_t first,

@@ -223,7 +223,7 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
           "  document.body.setAttribute('data-images', images.length);\n"
           "  document.body.setAttribute('data-images-broken', broken.length);\n"
           "});</script>\n</body></html>\n";
-  write_file_atomically(directory_ + "/report.html", html.str());
+  write_file_durably(directory_ + "/report.html", html.str());
 }
 
 std::string Evaluator::write_grids(Denoiser& model) {
@@ -273,23 +273,23 @@ void Evaluator::write_tables() {
     psnr.push_back(row.metrics.psnr);
     ssim.push_back(row.metrics.ssim);
   }
-  write_file_atomically(directory_ + "/metrics.csv", csv.str());
+  write_file_durably(directory_ + "/metrics.csv", csv.str());
 
+  // Built in memory and written by write_file_durably: HDF5 never fails half-way through a file
+  // on disk (HDF5 1.10 crashes at exit closing such a file).
   const std::string path = directory_ + "/eval.h5";
-  const std::string temporary = path + ".tmp";
-  {
-    H5File file = H5File::create(temporary);
-    const std::vector<std::uint64_t> dims{history_.size()};
-    file.write<std::int64_t>("/step", dims, steps.data());
-    file.write<double>("/noise", dims, noise.data());
-    file.write<double>("/mse", dims, mse.data());
-    file.write<double>("/psnr", dims, psnr.data());
-    file.write<double>("/ssim", dims, ssim.data());
-    file.write<std::int64_t>("/images", dims, images.data());
-    file.write_attribute("/", "noise_type", config_.noise_type);
-    file.close();
-  }
-  fs::rename(temporary, path);
+  H5File file = H5File::create_in_memory(path);
+  const std::vector<std::uint64_t> dims{history_.size()};
+  file.write<std::int64_t>("/step", dims, steps.data());
+  file.write<double>("/noise", dims, noise.data());
+  file.write<double>("/mse", dims, mse.data());
+  file.write<double>("/psnr", dims, psnr.data());
+  file.write<double>("/ssim", dims, ssim.data());
+  file.write<std::int64_t>("/images", dims, images.data());
+  file.write_attribute("/", "noise_type", config_.noise_type);
+  const std::vector<std::uint8_t> bytes = file.image();
+  file.close();
+  write_file_durably(path, bytes);
 }
 
 }  // namespace dae

@@ -1,11 +1,14 @@
 #include "dae/h5.hpp"
 
 #include <H5PLpublic.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 
 #include <new>
@@ -14,10 +17,18 @@
 #include <type_traits>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 
 namespace dae {
 
 namespace {
+
+// More chunks than this in one dataset only a crafted file has (ours: 60 000 images in 60, so
+// 8 M images fit); HDF5 1.10 finds a chunk's index entry by walking from the first, so checking
+// n entries costs n^2 / 2 steps.
+constexpr std::uint64_t kMaxChunks = 1 << 13;
+// Far beyond any data file (60 000 MNIST images take 47 MB): refused before HDF5 reads it.
+constexpr std::uint64_t kMaxHdf5FileBytes = std::uint64_t{1} << 40;
 
 // Once per process, before any file is touched:
 // - HDF5 prints its error stack to stderr by default; we report one line of our own instead.
@@ -73,29 +84,71 @@ void check_dataset_type(hid_t dataset, const std::string& what) {
   check_element_type<T>(type.get(), what);
 }
 
-// Chunked storage: HDF5 1.10 trusts the chunk shape and the chunk index it reads from the file.
-// Before a read, the shape must fit the dataset and every index entry must lie inside the
-// dataset, on a chunk boundary, and within the file.
-void check_chunk_index(hid_t file, hid_t dataset, const std::string& what) {
+// Every filter of the dataset must be one this HDF5 library has: a missing one would otherwise
+// be reported as a corrupt file at the first read.
+void check_filters(hid_t create, const std::string& what) {
+  const int filters = H5Pget_nfilters(create);
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t values = 0;
+    char name[64] = {};
+    const H5Z_filter_t filter =
+        H5Pget_filter2(create, static_cast<unsigned>(i), &flags, &values, nullptr, sizeof name,
+                       name, &config);
+    if (filter < 0 || H5Zfilter_avail(filter) <= 0)
+      throw Error(what + ": stored with HDF5 filter " + std::to_string(filter) + " (" +
+                  (name[0] ? name : "unnamed") + "), which this HDF5 library does not have");
+  }
+}
+
+// The storage must hold what the shape promises, from this file only. HDF5 1.10 trusts the
+// chunk shape and the chunk index it reads from the file, so before a read: the shape must fit
+// the dataset, every index entry must lie inside the dataset, on a chunk boundary and within
+// the file, and every chunk must be there (a dataset declaring 10^8 rows it never wrote reads
+// as fill values for minutes). A virtual dataset would read other files: refused.
+void check_storage(hid_t file, hid_t dataset, const std::string& what) {
   const H5Handle create(H5Dget_create_plist(dataset), H5Pclose);
   if (!create.valid()) throw Error(what + ": cannot read its storage layout");
-  if (H5Pget_layout(create.get()) != H5D_CHUNKED) return;
+  check_filters(create.get(), what);
+  const H5D_layout_t layout = H5Pget_layout(create.get());
+  if (layout == H5D_VIRTUAL)
+    throw Error(what + ": a virtual dataset (it reads other files, which are not followed)");
   const H5Handle space(H5Dget_space(dataset), H5Sclose);
   const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
   if (rank < 0) throw Error(what + ": cannot read its shape");
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), max_dims(dims.size()),
       chunk(dims.size()), offset(dims.size());
   H5Sget_simple_extent_dims(space.get(), dims.data(), max_dims.data());
+  const std::uint64_t elements = product({dims.begin(), dims.end()}, what);
+  if (layout == H5D_CONTIGUOUS) {
+    const H5Handle type(H5Dget_type(dataset), H5Tclose);
+    const std::uint64_t element_bytes = type.valid() ? H5Tget_size(type.get()) : 0;
+    std::uint64_t bytes = 0;
+    if (__builtin_mul_overflow(elements, element_bytes, &bytes) ||
+        H5Dget_storage_size(dataset) < bytes)
+      throw Error(what + ": stores fewer bytes than its shape needs (rows never written)");
+    return;
+  }
+  if (layout != H5D_CHUNKED) return;  // compact: the data is inside the object header
   if (H5Pget_chunk(create.get(), rank, chunk.data()) != rank)
     throw Error(what + ": corrupt chunk layout");
   // HDF5 never creates a chunk larger than a fixed dimension, and 1.10 overruns its buffers
   // reading one (found by fuzz_checkpoint).
-  for (std::size_t d = 0; d < dims.size(); ++d)
+  std::uint64_t needed = 1;
+  for (std::size_t d = 0; d < dims.size(); ++d) {
     if (chunk[d] == 0 || (max_dims[d] != H5S_UNLIMITED && chunk[d] > max_dims[d]))
       throw Error(what + ": corrupt chunk layout (chunk larger than the dataset)");
+    const std::uint64_t along = (dims[d] + chunk[d] - 1) / chunk[d];
+    if (__builtin_mul_overflow(needed, along, &needed) || needed > kMaxChunks)
+      throw Error(what + ": split into more than " + std::to_string(kMaxChunks) +
+                  " chunks (chunks this small make reading it take minutes)");
+  }
   hsize_t chunks = 0, file_size = 0;
   if (H5Dget_num_chunks(dataset, space.get(), &chunks) < 0 || H5Fget_filesize(file, &file_size) < 0)
     throw Error(what + ": corrupt chunk index");
+  if (elements > 0 && chunks < needed)
+    throw Error(what + ": holds " + std::to_string(chunks) + " of its " + std::to_string(needed) +
+                " chunks (rows declared but never written)");
   for (hsize_t i = 0; i < chunks; ++i) {
     unsigned filter_mask = 0;
     haddr_t address = 0;
@@ -129,7 +182,7 @@ herr_t open_object(hid_t group, const char* name, const H5L_info_t* link, void*)
   const H5Handle create(H5Dget_create_plist(object.get()), H5Pclose);
   hsize_t chunks = 0;
   if (space.valid() && create.valid() && H5Pget_layout(create.get()) == H5D_CHUNKED &&
-      H5Dget_num_chunks(object.get(), space.get(), &chunks) >= 0) {
+      H5Dget_num_chunks(object.get(), space.get(), &chunks) >= 0 && chunks <= kMaxChunks) {
     std::vector<hsize_t> offset(32);
     for (hsize_t i = 0; i < chunks; ++i) {
       unsigned filter_mask = 0;
@@ -177,9 +230,22 @@ void probe_in_child(const std::string& path, const std::string& dataset = "") {
     if (file >= 0) H5Fclose(file);
     ::_exit(0);
   }
+  // A crafted file can also make HDF5 spin: the child gets a deadline.
+  constexpr int kProbeSeconds = 60;
   int status = 0;
-  while (::waitpid(child, &status, 0) < 0)
-    if (errno != EINTR) return;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    const pid_t done = ::waitpid(child, &status, WNOHANG);
+    if (done == child) break;
+    if (done < 0 && errno != EINTR) return;
+    if (waited_ms >= kProbeSeconds * 1000) {
+      ::kill(child, SIGKILL);
+      while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      throw Error(path + ": the HDF5 library did not finish opening it within " +
+                  std::to_string(kProbeSeconds) + " s (corrupt or crafted file)");
+    }
+    ::usleep(10000);
+  }
   if (WIFSIGNALED(status))
     throw Error(path + ": corrupt file (the HDF5 library crashed opening it, signal " +
                 std::to_string(WTERMSIG(status)) + ")");
@@ -210,6 +276,8 @@ herr_t H5Handle::close() {
 
 H5File H5File::open_read_only(const std::string& path) {
   initialise_hdf5();
+  // A FIFO or device would block HDF5's first read forever.
+  require_regular_file(path, kMaxHdf5FileBytes, "HDF5 file");
   // H5Fis_hdf5 tells "not an HDF5 file" apart from "cannot open" for a clearer message.
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     FILE* probe = std::fopen(path.c_str(), "rb");
@@ -219,7 +287,17 @@ H5File H5File::open_read_only(const std::string& path) {
   }
   probe_in_child(path);
   H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  if (!file.valid()) throw Error(path + ": cannot open as HDF5 (corrupt or truncated)");
+  if (!file.valid()) {
+    // HDF5 1.10 refuses a file another process holds open for writing (its file locking); say
+    // so rather than "corrupt".
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const bool locked = fd >= 0 && ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (fd >= 0) ::close(fd);
+    if (locked)
+      throw Error(path + ": locked by another process that is writing it (HDF5 file locking); "
+                  "wait for the writer to finish");
+    throw Error(path + ": cannot open as HDF5 (corrupt or truncated)");
+  }
   return H5File(path, std::move(file));
 }
 
@@ -303,6 +381,46 @@ std::vector<std::uint64_t> H5File::dims(const std::string& dataset) const {
   return {h5_dims.begin(), h5_dims.end()};
 }
 
+void H5File::check_storage_of(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  check_storage(file_.get(), data.get(), where(dataset));
+}
+
+bool H5File::stores_uint8(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  const H5Handle type(H5Dget_type(data.get()), H5Tclose);
+  return type.valid() && H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
+         H5Tget_sign(type.get()) == H5T_SGN_NONE;
+}
+
+std::string H5File::type_text(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  const H5Handle type(H5Dget_type(data.get()), H5Tclose);
+  if (!type.valid()) return "an unreadable type";
+  const H5T_class_t kind = H5Tget_class(type.get());
+  const std::string name = kind == H5T_FLOAT     ? "float"
+                           : kind == H5T_INTEGER ? (H5Tget_sign(type.get()) == H5T_SGN_NONE
+                                                        ? "unsigned integer"
+                                                        : "signed integer")
+                                                 : "a non-numeric type";
+  return name + " of " + std::to_string(H5Tget_size(type.get())) + " bytes";
+}
+
+bool H5File::has_checksum(const std::string& dataset) const {
+  const H5Handle data = open_dataset(dataset);
+  const H5Handle create(H5Dget_create_plist(data.get()), H5Pclose);
+  if (!create.valid()) return false;
+  const int filters = H5Pget_nfilters(create.get());
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, config = 0;
+    std::size_t values = 0;
+    if (H5Pget_filter2(create.get(), static_cast<unsigned>(i), &flags, &values, nullptr, 0,
+                       nullptr, &config) == H5Z_FILTER_FLETCHER32)
+      return true;
+  }
+  return false;
+}
+
 void H5File::create_group(const std::string& group) {
   std::size_t position = 0;
   do {
@@ -356,7 +474,7 @@ template <typename T>
 std::vector<T> H5File::read(const std::string& dataset) const {
   const H5Handle data = open_dataset(dataset);
   check_dataset_type<T>(data.get(), where(dataset));
-  check_chunk_index(file_.get(), data.get(), where(dataset));
+  check_storage(file_.get(), data.get(), where(dataset));
   std::vector<T> values;
   try {
     values.resize(static_cast<std::size_t>(product(dims(dataset), where(dataset))));
@@ -381,7 +499,7 @@ void H5File::read_rows(const std::string& dataset, std::uint64_t first, std::uin
   if (count == 0) return;
   const H5Handle data = open_dataset(dataset);
   check_dataset_type<T>(data.get(), where(dataset));
-  check_chunk_index(file_.get(), data.get(), where(dataset));
+  check_storage(file_.get(), data.get(), where(dataset));
   const H5Handle file_space(H5Dget_space(data.get()), H5Sclose);
   std::vector<hsize_t> start(shape.size(), 0), extent(shape.begin(), shape.end());
   start[0] = first;

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 
 namespace dae {
 
@@ -18,19 +19,44 @@ std::uint32_t big_endian_u32(const std::uint8_t* bytes) {
          (std::uint32_t{bytes[2]} << 8) | std::uint32_t{bytes[3]};
 }
 
+// The data bytes an IDX header promises, or 0 if `bytes` do not hold a whole header yet.
+// Throws when the promise is beyond kMaxIdxBytes: a 2 MB .gz must not make us allocate GBs.
+std::size_t promised_size(const std::vector<std::uint8_t>& bytes, const std::string& path) {
+  if (bytes.size() < 4) return 0;
+  const std::size_t header = 4 + 4 * std::size_t{bytes[3]};
+  if (bytes.size() < header || bytes[3] < 1 || bytes[3] > 4) return 0;  // parse_idx says why
+  std::size_t total = 1;
+  for (std::size_t i = 0; i < bytes[3]; ++i) {
+    const std::uint32_t dim = big_endian_u32(bytes.data() + 4 + 4 * i);
+    if (dim != 0 && total > kMaxIdxBytes / dim)
+      throw Error(path + ": header promises more than " + std::to_string(kMaxIdxBytes) +
+                  " bytes of data");
+    total *= dim;
+  }
+  return header + total;
+}
+
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
+  // A directory would read as a broken gzip stream and a FIFO could block forever.
+  require_regular_file(path, kMaxIdxBytes, "IDX file");
   // gzread passes bytes through unchanged when the file is not gzip-compressed.
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw Error(path + ": cannot open");
   std::vector<std::uint8_t> bytes;
   std::vector<std::uint8_t> block(1 << 20);
+  std::size_t expected = 0;
   int got = 0;
   while ((got = gzread(file, block.data(), static_cast<unsigned>(block.size()))) > 0) {
     bytes.insert(bytes.end(), block.begin(), block.begin() + got);
-    if (bytes.size() > kMaxIdxBytes) {
+    try {
+      if (expected == 0 && (expected = promised_size(bytes, path)) != 0)
+        bytes.reserve(expected + 1);
+    } catch (const Error&) {
       gzclose(file);
-      throw Error(path + ": larger than " + std::to_string(kMaxIdxBytes) + " bytes");
+      throw;
     }
+    // Reading on past the promise only tells how much junk follows: one byte is enough.
+    if ((expected != 0 && bytes.size() > expected) || bytes.size() > kMaxIdxBytes) break;
   }
   const bool failed = got < 0;
   gzclose(file);
@@ -40,9 +66,16 @@ std::vector<std::uint8_t> read_whole_file(const std::string& path) {
 
 std::string resolve(const std::string& dir, const std::string& name) {
   const std::filesystem::path raw = std::filesystem::path(dir) / name;
-  if (std::filesystem::exists(raw)) return raw.string();
   const std::filesystem::path gz = std::filesystem::path(dir) / (name + ".gz");
-  if (std::filesystem::exists(gz)) return gz.string();
+  std::error_code ignored;
+  const bool has_raw = std::filesystem::exists(raw, ignored);
+  const bool has_gz = std::filesystem::exists(gz, ignored);
+  // Two versions of one file may differ; taking either silently could train on the wrong one.
+  if (has_raw && has_gz)
+    throw Error(raw.string() + ": both it and " + gz.filename().string() +
+                " exist; keep only one");
+  if (has_raw) return raw.string();
+  if (has_gz) return gz.string();
   throw Error(raw.string() + ": missing (neither it nor " + gz.filename().string() + " exists)");
 }
 

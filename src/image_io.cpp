@@ -3,10 +3,10 @@
 #include <png.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
 
 namespace dae {
 
@@ -27,38 +27,43 @@ void on_png_error(png_structp png, png_const_charp message) {
 
 void on_png_warning(png_structp, png_const_charp) {}
 
+void append_png_bytes(png_structp png, png_bytep data, png_size_t length) {
+  auto* bytes = static_cast<std::vector<std::uint8_t>*>(png_get_io_ptr(png));
+  bytes->insert(bytes->end(), data, data + length);
+}
+
 }  // namespace
 
-void write_png(const std::string& path, const GrayImage& image) {
-  const std::string temporary = path + ".tmp";
-  volatile bool written = false;
+std::vector<std::uint8_t> encode_png(int width, int height, int channels,
+                                     const std::uint8_t* pixels) {
+  DAE_CHECK(channels == 1 || channels == 3, "encode_png: channels must be 1 or 3");
+  std::vector<std::uint8_t> bytes;
+  volatile bool encoded = false;
   PngError error;
-  {
-    FilePtr file(std::fopen(temporary.c_str(), "wb"), &std::fclose);
-    if (!file) throw Error(path + ": cannot create");
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error,
-                                              on_png_warning);
-    png_infop info = png ? png_create_info_struct(png) : nullptr;
-    if (png != nullptr && info != nullptr && setjmp(png_jmpbuf(png)) == 0) {
-      png_init_io(png, file.get());
-      png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
-                   static_cast<png_uint_32>(image.height), 8, PNG_COLOR_TYPE_GRAY,
-                   PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-      png_write_info(png, info);
-      for (int y = 0; y < image.height; ++y)
-        png_write_row(png, image.pixels.data() + static_cast<std::size_t>(y) * image.width);
-      png_write_end(png, info);
-      written = true;
-    }
-    png_destroy_write_struct(&png, &info);
-    written = written && std::fflush(file.get()) == 0;
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &error, on_png_error, on_png_warning);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (png != nullptr && info != nullptr && setjmp(png_jmpbuf(png)) == 0) {
+    // Into memory: the file itself is written by write_file_durably, with every write checked.
+    png_set_write_fn(png, &bytes, append_png_bytes, nullptr);
+    png_set_IHDR(png, info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+                 channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    const std::size_t row_bytes = static_cast<std::size_t>(width) * channels;
+    for (int y = 0; y < height; ++y)
+      png_write_row(png, pixels + static_cast<std::size_t>(y) * row_bytes);
+    png_write_end(png, info);
+    encoded = true;
   }
-  std::error_code ignored;
-  if (!written) {
-    std::filesystem::remove(temporary, ignored);
-    throw Error(path + ": PNG write failed" + (error.message.empty() ? "" : ": " + error.message));
-  }
-  std::filesystem::rename(temporary, path);
+  png_destroy_write_struct(&png, &info);
+  if (!encoded)
+    throw Error("PNG encoding failed" + (error.message.empty() ? "" : ": " + error.message));
+  return bytes;
+}
+
+void write_png(const std::string& path, const GrayImage& image) {
+  write_file_durably(path, encode_png(image.width, image.height, 1, image.pixels.data()));
 }
 
 GrayImage read_png(const std::string& path) {

@@ -115,13 +115,44 @@ std::optional<dae::CheckpointData> resume(const dae::Config& config, const dae::
   return std::nullopt;
 }
 
+// The rows of describe_config() as key -> value.
+std::map<std::string, std::string> config_rows(const std::string& text) {
+  std::map<std::string, std::string> rows;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string key, value;
+    fields >> key;
+    std::getline(fields >> std::ws, value);
+    if (!key.empty()) rows[key] = value;
+  }
+  return rows;
+}
+
+// A resumed run may change any option, and changing the learning rate or the step count is
+// routine; but the options that define what is being trained are worth a line each, so that a
+// silent change (another data file, another noise) never goes unnoticed in the log.
+void warn_about_changed_options(const dae::Config& config, const std::string& saved_text) {
+  if (saved_text.empty()) return;
+  const auto saved = config_rows(saved_text);
+  const auto now = config_rows(dae::describe_config(config));
+  for (const char* key : {"data", "batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
+                          "model", "init", "init-bias", "output-activation", "kernels",
+                          "precision"}) {
+    const auto before = saved.find(key), after = now.find(key);
+    if (before != saved.end() && after != now.end() && before->second != after->second)
+      std::fprintf(stderr, "%s: warning: resume: %s changed from %s to %s\n", kProgram, key,
+                   before->second.c_str(), after->second.c_str());
+  }
+}
+
 // The largest peak resident set size of any rank, in MiB.
 double largest_peak_rss_mb(const dae::MpiComm& world) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   const double mine = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
-  double largest = 0;
-  DAE_CHECK_MPI(MPI_Allreduce(&mine, &largest, 1, MPI_DOUBLE, MPI_MAX, world.get()));
+  double largest = mine;
+  world.all_reduce(&largest, 1, MPI_DOUBLE, MPI_MAX, "the peak-memory reduction");
   return largest;
 }
 
@@ -171,6 +202,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     if (world.rank() == 0) std::fputs(help.text.c_str(), stdout);
     return 0;
   }
+  world.set_collective_timeout(config.collective_timeout_s);
   // The sweep always reports the clean test MSE and the training noise.
   for (double level : {0.0, config.noise})
     if (std::find(config.eval_noise.begin(), config.eval_noise.end(), level) ==
@@ -186,9 +218,21 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     std::fflush(stdout);
   }
 
+  // Everything that can be checked before training is checked here, so that no bad input is
+  // found only after hours of it; and the run dir is locked before anything is written to it.
+  std::unique_ptr<dae::RunDirLock> lock;
   dae::run_collectively(world, kProgram, [&] {
-    if (world.rank() == 0) std::filesystem::create_directories(config.run_dir);
-    dae::count_rows(config.data, "test");
+    if (world.rank() == 0) {
+      std::filesystem::create_directories(config.run_dir);
+      lock = std::make_unique<dae::RunDirLock>(config.run_dir);
+      for (const char* inside : {"checkpoints", "eval"}) {
+        const std::filesystem::path path = std::filesystem::path(config.run_dir) / inside;
+        if (std::filesystem::exists(path) && !std::filesystem::is_directory(path))
+          throw dae::Error("run-dir " + config.run_dir + ": " + path.string() +
+                           " exists and is not a directory");
+      }
+    }
+    dae::check_data_file(config.data);
   });
   dae::DevicePlan plan;
   std::unique_ptr<dae::Communicator> communicator;
@@ -216,6 +260,13 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   dae::Shard train;
   dae::run_collectively(world, kProgram, [&] {
     train = dae::Shard::read_for_rank(config.data, "train", world.rank(), world.size());
+    // A batch larger than the shard would repeat its images within every step.
+    if (config.batch_size > train.rows())
+      throw dae::Error("batch-size " + std::to_string(config.batch_size) + " is larger than rank " +
+                       std::to_string(world.rank()) + "'s shard of " +
+                       std::to_string(train.rows()) + " training rows (" +
+                       std::to_string(train.total_rows) + " over " +
+                       std::to_string(world.size()) + " ranks): use a smaller batch or fewer ranks");
   });
   std::printf("rank %d/%d: rows [%llu, %llu) of %llu\n", world.rank(), world.size(),
               static_cast<unsigned long long>(train.first_row),
@@ -234,7 +285,33 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   if (world.rank() == 0) std::printf("kernels: %s\n", trainer.kernels().c_str());
   if (!config.resume.empty()) {
     if (const auto saved = resume(config, world, *model, trainer.optimizer())) {
-      if (!trainer.resume_from(*saved) && world.rank() == 0)
+      // Every rank read the same file and sees the same run dir, so all leave here together.
+      const bool summarised =
+          std::filesystem::exists(std::filesystem::path(config.run_dir) / "summary.json");
+      if (saved->step >= config.steps && summarised) {
+        if (world.rank() == 0)
+          std::printf("resume: the checkpoint is at step %lld, at or past --steps %ld: this run "
+                      "is already finished; nothing to do (summary.json and eval/ are kept; "
+                      "give a larger --steps to train on)\n",
+                      static_cast<long long>(saved->step), config.steps);
+        return 0;
+      }
+      if (saved->step >= config.steps && world.rank() == 0)
+        std::printf("resume: the checkpoint is at step %lld, at or past --steps %ld, but the run "
+                    "has no summary.json (it ended during its final evaluation): evaluating\n",
+                    static_cast<long long>(saved->step), config.steps);
+      dae::run_collectively(world, kProgram, [&] {
+        if (world.rank() != 0) return;
+        warn_about_changed_options(config, saved->config_text);
+        const std::string aside = dae::set_aside_later_checkpoints(config.run_dir, saved->step);
+        if (!aside.empty())
+          std::printf("resume: checkpoints after step %lld belong to the line this run leaves; "
+                      "moved to %s (nothing deleted)\n",
+                      static_cast<long long>(saved->step), aside.c_str());
+      });
+      bool exact = false;
+      dae::run_collectively(world, kProgram, [&] { exact = trainer.resume_from(*saved); });
+      if (!exact && world.rank() == 0)
         std::fprintf(stderr,
                      "%s: warning: checkpoint was written by %lld ranks (this job has %d) or on "
                      "another kind of device: model and optimizer continue exactly, but the data "
@@ -247,6 +324,12 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   }
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
+  if (world.rank() == 0) {
+    // The evaluation is collective and short; a stop signal now is honoured when it ends.
+    std::printf("training done and checkpointed; final evaluation (a stop signal now takes "
+                "effect after it)\n");
+    std::fflush(stdout);
+  }
   const auto sweep = evaluator.evaluate(*model, trainer.state());
   const double peak_rss_mb = largest_peak_rss_mb(world);
   dae::run_collectively(world, kProgram, [&] {
@@ -256,7 +339,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
                 fit.final_loss);
     print_sweep(config, sweep);
     if (config.profile) print_profile(trainer.profile());
-    dae::write_file_atomically(config.run_dir + "/summary.json",
+    dae::write_file_durably(config.run_dir + "/summary.json",
                                summary_json(config, world.size(), fit, peak_rss_mb, sweep));
     std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());
   });

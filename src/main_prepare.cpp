@@ -1,6 +1,7 @@
 // dae_prepare: converts the four MNIST-format IDX files of a directory into one HDF5 data file.
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "dae/dataset.hpp"
@@ -37,6 +38,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
+    // Writing over an input would destroy it (the output is renamed into place at the end).
+    namespace fs = std::filesystem;
+    std::error_code ignored;
+    for (const auto& entry : fs::directory_iterator(idx_dir, ignored))
+      if (fs::equivalent(entry.path(), out, ignored))
+        throw dae::Error("--out " + out + ": is one of the inputs in " + idx_dir);
     const dae::MnistSplit train = dae::read_mnist_split(idx_dir, "train");
     const dae::MnistSplit test = dae::read_mnist_split(idx_dir, "t10k");
     dae::write_data_file(out, train, test, idx_dir);

@@ -25,9 +25,8 @@ torch::Tensor per_image_mse(const torch::Tensor& output, const torch::Tensor& ta
 }
 
 torch::Tensor per_image_psnr(const torch::Tensor& output, const torch::Tensor& target) {
-  return (-10.0 * torch::log10(per_image_mse(output, target)))
-      .clamp_max(kPsnrOfExactMatch)
-      .nan_to_num(kPsnrOfExactMatch);
+  // An exact match (MSE 0, PSNR +inf) scores the cap; a NaN MSE stays NaN, never a top score.
+  return (-10.0 * torch::log10(per_image_mse(output, target))).clamp_max(kPsnrOfExactMatch);
 }
 
 torch::Tensor per_image_ssim(const torch::Tensor& output_image, const torch::Tensor& target_image) {

@@ -2,8 +2,10 @@
 
 #include <c10/util/Exception.h>
 
+#include <chrono>
 #include <cstdio>
 #include <exception>
+#include <thread>
 #include <memory>
 #include <vector>
 
@@ -54,7 +56,8 @@ MpiComm::MpiComm(MpiComm&& other) noexcept
       rank_(other.rank_),
       size_(other.size_),
       local_rank_(other.local_rank_),
-      local_size_(other.local_size_) {
+      local_size_(other.local_size_),
+      timeout_s_(other.timeout_s_) {
   other.comm_ = MPI_COMM_NULL;
 }
 
@@ -66,6 +69,7 @@ MpiComm& MpiComm::operator=(MpiComm&& other) noexcept {
     size_ = other.size_;
     local_rank_ = other.local_rank_;
     local_size_ = other.local_size_;
+    timeout_s_ = other.timeout_s_;
     other.comm_ = MPI_COMM_NULL;
   }
   return *this;
@@ -76,6 +80,60 @@ void MpiComm::abort(int exit_code) const {
   std::fflush(stderr);
   MPI_Abort(comm_ == MPI_COMM_NULL ? MPI_COMM_WORLD : comm_, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; this only satisfies [[noreturn]]
+}
+
+void MpiComm::wait(MPI_Request& request, const char* what) const {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  int done = 0;
+  for (long polls = 0;; ++polls) {
+    DAE_CHECK_MPI(MPI_Test(&request, &done, MPI_STATUS_IGNORE));
+    if (done) return;
+    // A step's all-reduce completes within microseconds of the last rank's arrival: poll hot at
+    // first, then sleep between polls so that a waiting rank leaves its core to the ranks it
+    // waits for (several ranks often share a node's cores).
+    if (polls > 2000)
+      std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 1000 : 50));
+    if (timeout_s_ > 0 && (polls & 255) == 0) {
+      const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+      if (waited > timeout_s_) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof seconds, "%g", timeout_s_);
+        // The request stays pending: the job is about to end, and MPI_Cancel cannot cancel a
+        // collective.
+        throw CollectiveTimeout(std::string("no progress from the other ranks for ") + seconds +
+                                " s (waiting in " + what + "; --collective-timeout " + seconds +
+                                "): a rank is stopped, dead or unreachable; ending the job");
+      }
+    }
+  }
+}
+
+void MpiComm::all_reduce(void* data, int count, MPI_Datatype type, MPI_Op op,
+                         const char* what) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  DAE_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, data, count, type, op, comm_, &request));
+  wait(request, what);
+}
+
+void MpiComm::broadcast(void* data, int count, MPI_Datatype type, int root,
+                        const char* what) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  DAE_CHECK_MPI(MPI_Ibcast(data, count, type, root, comm_, &request));
+  wait(request, what);
+}
+
+void MpiComm::gather(const void* send, int count, MPI_Datatype type, void* receive, int root,
+                     const char* what) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  DAE_CHECK_MPI(MPI_Igather(send, count, type, receive, count, type, root, comm_, &request));
+  wait(request, what);
+}
+
+void MpiComm::barrier(const char* what) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  DAE_CHECK_MPI(MPI_Ibarrier(comm_, &request));
+  wait(request, what);
 }
 
 std::string one_line(const std::exception& error) {
@@ -89,10 +147,10 @@ std::string one_line(const std::exception& error) {
 
 void broadcast_string(const MpiComm& comm, std::string& text, int root) {
   int length = static_cast<int>(text.size());
-  DAE_CHECK_MPI(MPI_Bcast(&length, 1, MPI_INT, root, comm.get()));
+  comm.broadcast(&length, 1, MPI_INT, root, "a broadcast of text");
   DAE_CHECK(length >= 0, "broadcast_string: negative length");
   text.resize(static_cast<std::size_t>(length));
-  DAE_CHECK_MPI(MPI_Bcast(text.data(), length, MPI_CHAR, root, comm.get()));
+  comm.broadcast(text.data(), length, MPI_CHAR, root, "a broadcast of text");
 }
 
 void run_collectively(const MpiComm& comm, const std::string& program,
@@ -100,14 +158,15 @@ void run_collectively(const MpiComm& comm, const std::string& program,
   std::string failure;
   try {
     work();
+  } catch (const CollectiveTimeout&) {
+    throw;  // the others cannot be reached for a vote
   } catch (const std::exception& error) {
     failure = one_line(error);
     if (failure.empty()) failure = "unknown error";
   }
   // The lowest failing rank speaks for the job: every rank learns who it is, then its message.
-  const int mine = failure.empty() ? comm.size() : comm.rank();
-  int first_failing = comm.size();
-  DAE_CHECK_MPI(MPI_Allreduce(&mine, &first_failing, 1, MPI_INT, MPI_MIN, comm.get()));
+  int first_failing = failure.empty() ? comm.size() : comm.rank();
+  comm.all_reduce(&first_failing, 1, MPI_INT, MPI_MIN, "the vote after a collective step");
   if (first_failing == comm.size()) return;
 
   broadcast_string(comm, failure, first_failing);
@@ -119,8 +178,8 @@ void run_collectively(const MpiComm& comm, const std::string& program,
 }
 
 bool all_ranks_agree(const MpiComm& comm, bool ok) {
-  int mine = ok ? 1 : 0, all = 0;
-  DAE_CHECK_MPI(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm.get()));
+  int all = ok ? 1 : 0;
+  comm.all_reduce(&all, 1, MPI_INT, MPI_MIN, "a vote of all ranks");
   return all == 1;
 }
 

@@ -35,15 +35,15 @@ void on_host(torch::Tensor& tensor, Operation operation) {
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   on_host(tensor, [&](torch::Tensor& host) {
-    DAE_CHECK_MPI(MPI_Bcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host),
-                            root, comm_.get()));
+    comm_.broadcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host), root,
+                    "a broadcast");
   });
 }
 
 void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
   on_host(tensor, [&](torch::Tensor& host) {
-    DAE_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), static_cast<int>(host.numel()),
-                                mpi_type_of(host), MPI_SUM, comm_.get()));
+    comm_.all_reduce(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host), MPI_SUM,
+                     "an all-reduce");
   });
 }
 
@@ -52,6 +52,6 @@ void MpiCommunicator::all_reduce_mean(torch::Tensor& tensor) {
   if (size() > 1) tensor.mul_(1.0 / size());
 }
 
-void MpiCommunicator::barrier() { DAE_CHECK_MPI(MPI_Barrier(comm_.get())); }
+void MpiCommunicator::barrier() { comm_.barrier("a barrier"); }
 
 }  // namespace dae

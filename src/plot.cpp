@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 
 #include "dae/error.hpp"
+#include "dae/files.hpp"
+#include "dae/image_io.hpp"
 
 namespace dae {
 
@@ -56,12 +57,11 @@ void plot_loss(const std::string& path,
     graph.AddLegend("clean test MSE", "r o#");
   }
   graph.Legend(1);
-  const std::string temporary = path + ".tmp.png";
-  graph.WritePNG(temporary.c_str(), "", false);
-  std::error_code error;
-  if (!std::filesystem::exists(temporary, error))
-    throw Error(path + ": MathGL could not write the plot");
-  std::filesystem::rename(temporary, path);
+  // MathGL's own WritePNG uses libpng's default error handler, which aborts the process on a
+  // write error (a full disk): take its pixels and write the file ourselves.
+  const unsigned char* rgb = graph.GetRGB();
+  if (rgb == nullptr) throw Error(path + ": MathGL could not render the plot");
+  write_file_durably(path, encode_png(graph.GetWidth(), graph.GetHeight(), 3, rgb));
 }
 
 }  // namespace dae

@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "dae/checkpoint.hpp"
 #include "dae/cpu_kernels.hpp"
 #include "dae/error.hpp"
 #include "dae/evaluator.hpp"
+#include "dae/mpi.hpp"
 #include "dae/signals.hpp"
 
 namespace dae {
@@ -292,6 +294,7 @@ FitResult Trainer::fit() {
       break;
     }
     if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
+      require_finite();
       const double loss = read_loss();
       state_.loss_history.emplace_back(state_.step, loss);
       if (comm_.rank() == 0) {
@@ -340,9 +343,27 @@ std::string Trainer::kernels() const {
   return text;
 }
 
+void Trainer::require_finite() {
+  bool finite = std::isfinite(read_loss());
+  for (const auto& parameter : model_->parameters())
+    finite = finite && torch::isfinite(parameter).all().item<bool>();
+  if (finite) return;
+  char message[256];
+  std::snprintf(message, sizeof message,
+                "training diverged at step %lld: the loss is %g (lr %g); stopped before writing "
+                "a checkpoint of it, the ones already written are kept: resume from the last "
+                "with a lower --lr",
+                static_cast<long long>(state_.step), state_.last_loss, config_.lr);
+  if (comm_.rank() == 0) {
+    std::fprintf(stderr, "dae_dist: %s\n", message);
+    std::fflush(stderr);
+  }
+  throw ReportedError(message);
+}
+
 std::string Trainer::save_checkpoint() {
   DAE_CHECK(checkpointer_ != nullptr, "Trainer: no checkpointer to save with");
-  read_loss();
+  require_finite();
   state_.noise_state = noise_.state();
   return checkpointer_->save(*model_, optimizer_, state_);
 }
@@ -360,7 +381,12 @@ bool Trainer::resume_from(const CheckpointData& saved) {
   comm_.all_reduce_sum(all_exact);
   if (all_exact.item<float>() == 0.0f) {
     state_.cursor = saved.cursors[static_cast<std::size_t>(comm_.rank())];
-    noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
+    try {
+      noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
+    } catch (const std::exception& error) {
+      throw Error("checkpoint: /state/noise_rng: rank " + std::to_string(comm_.rank()) +
+                  "'s noise generator state is not valid (" + one_line(error) + ")");
+    }
   } else {
     // Shards changed, so positions in the old orders mean nothing: start a fresh epoch past
     // every saved one, and a noise stream no earlier step used.

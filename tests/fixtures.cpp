@@ -125,6 +125,20 @@ CommandResult run_command(const std::string& command) {
   return result;
 }
 
+CommandResult run_and_act(const std::string& command, const std::string& ready,
+                          const std::string& act, const std::string& log) {
+  return run_command("( " + command + " > " + log + " 2>&1 & job=$!; " +
+                     "for i in $(seq 600); do " + ready + " && break; sleep 0.1; done; " + act +
+                     "; acted=$(date +%s%N); wait $job; rc=$?; " +
+                     "echo ACT_TO_EXIT_MS=$(( ($(date +%s%N) - acted) / 1000000 )); " +
+                     "echo EXIT=$rc; cat " + log + " )");
+}
+
+long act_to_exit_ms(const std::string& output) {
+  const auto at = output.find("ACT_TO_EXIT_MS=");
+  return at == std::string::npos ? -1 : std::stol(output.substr(at + 15));
+}
+
 std::size_t count_of(const std::string& text, const std::string& needle) {
   std::size_t count = 0;
   for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))

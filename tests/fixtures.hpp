@@ -51,6 +51,14 @@ struct CommandResult {
 // Runs `command` with /bin/sh, capturing its output.
 CommandResult run_command(const std::string& command);
 
+// Starts `command` in the background (its output to `log`), waits until `ready` (a shell test)
+// holds, runs `act`, and returns "ACT_TO_EXIT_MS=<ms from act to the command's end>",
+// "EXIT=<code>" and then the command's output.
+CommandResult run_and_act(const std::string& command, const std::string& ready,
+                          const std::string& act, const std::string& log);
+// The ACT_TO_EXIT_MS of run_and_act's output, or -1.
+long act_to_exit_ms(const std::string& output);
+
 // How many times `needle` occurs in `text` (overlaps counted).
 std::size_t count_of(const std::string& text, const std::string& needle);
 

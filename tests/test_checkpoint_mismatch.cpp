@@ -4,7 +4,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <functional>
+#include <limits>
 
 #include "dae/checkpoint.hpp"
 #include "dae/dataset.hpp"
@@ -178,6 +180,68 @@ TEST_F(CheckpointMismatch, LinksToOtherObjectsOrFilesAreNotFollowed) {
               0);
   });
   EXPECT_NE(soft.find("a soft or external link"), std::string::npos) << soft;
+}
+
+// Rewrites float32 dataset `name` with `edit` applied to its values, keeping its checksum.
+void rewrite_floats(H5File& file, const std::string& name,
+                    const std::function<void(std::vector<float>&)>& edit) {
+  const std::vector<std::uint64_t> dims = file.dims(name);
+  std::vector<float> values = file.read<float>(name);
+  edit(values);
+  remove_object(file, name);
+  file.write<float>(name, dims, values.data(), kChecked);
+}
+
+TEST_F(CheckpointMismatch, NonFiniteWeightsOrMomentsAreRefusedThoughTheirChecksumsVerify) {
+  for (const char* name : {"/model/encoder1.weight", "/optimizer/decoder2.weight/exp_avg"})
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity()}) {
+      const std::string message = refusal(
+          [&](H5File& file) { rewrite_floats(file, name, [&](auto& v) { v.at(1) = bad; }); });
+      EXPECT_NE(message.find(std::string(name) + ": holds a non-finite value"), std::string::npos)
+          << message;
+    }
+}
+
+TEST_F(CheckpointMismatch, ANegativeSecondMomentIsRefused) {
+  const std::string message = refusal([](H5File& file) {
+    rewrite_floats(file, "/optimizer/encoder2.weight/exp_avg_sq",
+                   [](auto& v) { v.at(0) = -1e-3f; });
+  });
+  EXPECT_NE(message.find("/optimizer/encoder2.weight/exp_avg_sq: holds negative values"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(CheckpointMismatch, ADatasetWithoutItsChecksumIsRefused) {
+  const std::string message = refusal([](H5File& file) {
+    const double loss = 0.1;
+    remove_object(file, "/state/last_loss");
+    file.write<double>("/state/last_loss", {1}, &loss);  // contiguous: no Fletcher32
+  });
+  EXPECT_NE(message.find("/state/last_loss: no Fletcher32 checksum"), std::string::npos)
+      << message;
+}
+
+TEST_F(CheckpointMismatch, ALossHistoryDeclaringMoreRowsThanStepsIsRefusedBeforeReading) {
+  const auto started = std::chrono::steady_clock::now();
+  const std::string message = refusal([](H5File& file) {
+    remove_object(file, "/state/loss_history");
+    // 10^9 rows declared, none written: reading them would allocate 16 GB.
+    const hsize_t dims[2] = {1000000000, 2}, chunk[2] = {1 << 16, 2};
+    const H5Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+    const H5Handle create(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(create.get(), 2, chunk);
+    H5Pset_fletcher32(create.get());
+    const H5Handle data(H5Dcreate2(file.id(), "/state/loss_history", H5T_NATIVE_DOUBLE,
+                                   space.get(), H5P_DEFAULT, create.get(), H5P_DEFAULT),
+                        H5Dclose);
+    ASSERT_TRUE(data.valid());
+  });
+  EXPECT_NE(message.find("/state/loss_history: 1000000000 rows for a checkpoint of step 3"),
+            std::string::npos)
+      << message;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 30);
 }
 
 TEST(CheckpointCrashingHdf5, IsRefusedWithOneLineInsteadOfKillingTheProcess) {

@@ -27,22 +27,11 @@ class Resume : public ::testing::Test {
     return testing::mpirun(ranks) + " " + DAE_DIST_BIN + " --data " + dir.file("data.h5") +
            " --run-dir " + dir.file(run) + " --batch-size 10 --eval-noise 0 " + args;
   }
-  // Starts `command` in the background, waits until `ready` (a shell test) holds, runs `act`,
-  // and returns "ACT_TO_EXIT_MS=<ms from act to the command's end>", "EXIT=<code>" and then the
-  // command's output.
   testing::CommandResult run_and_act(const std::string& command, const std::string& ready,
                                      const std::string& act) const {
-    const std::string log = dir.file("background.log");
-    return run_command("( " + command + " > " + log + " 2>&1 & job=$!; " +
-                       "for i in $(seq 600); do " + ready + " && break; sleep 0.1; done; " + act +
-                       "; acted=$(date +%s%N); wait $job; rc=$?; " +
-                       "echo ACT_TO_EXIT_MS=$(( ($(date +%s%N) - acted) / 1000000 )); " +
-                       "echo EXIT=$rc; cat " + log + " )");
+    return testing::run_and_act(command, ready, act, dir.file("background.log"));
   }
-  static long act_to_exit_ms(const std::string& output) {
-    const auto at = output.find("ACT_TO_EXIT_MS=");
-    return at == std::string::npos ? -1 : std::stol(output.substr(at + 15));
-  }
+  static long act_to_exit_ms(const std::string& output) { return testing::act_to_exit_ms(output); }
   static std::vector<float> model_values(const std::string& checkpoint) {
     const H5File file = H5File::open_read_only(checkpoint);
     std::vector<float> values;

@@ -34,10 +34,11 @@ struct CheckpointData {
   std::vector<torch::Tensor> noise_states;  // one per saved rank
   double last_loss = 0;
   std::vector<std::pair<std::int64_t, double>> loss_history;
+  std::string config_text;  // describe_config() of the run that wrote it ("" if absent)
 };
 
 // Saves on rank 0 after gathering every rank's TrainState; writes RUN_DIR/checkpoints/
-// ckpt_<step, 8 digits>.h5 through a temporary file, fsync and rename, then prunes the oldest
+// ckpt_<step, 8 digits>.h5 with write_file_durably, then prunes the oldest
 // beyond `keep`. Collective: a failure (disk full) is reported on every rank.
 class Checkpointer {
  public:
@@ -59,7 +60,7 @@ std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::M
                                            torch::optim::Adam& optimizer,
                                            const CheckpointData& data,
                                            const std::string& config_text);
-// Writes checkpoint_image() to `path` and fsyncs it (not atomically: for tools and tests).
+// Writes checkpoint_image() to `path` with write_file_durably (for tools and tests).
 void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
                            torch::optim::Adam& optimizer, const CheckpointData& data,
                            const std::string& config_text);
@@ -70,6 +71,11 @@ void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
 // file and the first mismatch. Returns the training state of every saved rank.
 CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Adam& optimizer);
+
+// Moves the checkpoints of steps after `step` (a timeline abandoned by resuming from an older
+// checkpoint; they would shadow it at the next `--resume auto`) into RUN_DIR/checkpoints/
+// abandoned-<step>/, never deleting them. Returns that folder, or "" if there were none.
+std::string set_aside_later_checkpoints(const std::string& run_dir, std::int64_t step);
 
 // The checkpoints in RUN_DIR/checkpoints/, newest first (`--resume auto` tries them in order).
 std::vector<std::string> list_checkpoints(const std::string& run_dir);

@@ -1,6 +1,7 @@
 // defines: dae::Config (every option with its default), dae::parse_config, dae::describe_config
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,7 +47,16 @@ struct Config {
   long checkpoint_every = 1000;          // steps between checkpoints; 0: only at the end
   long keep_checkpoints = 3;             // newest checkpoint files kept in RUN_DIR/checkpoints
   std::string resume;                    // "" (start fresh) | auto | PATH of a checkpoint
+  // A rank that waits this long in a collective ends the job (a peer is stopped, dead or cut
+  // off); like NCCL's watchdog and PyTorch's process-group timeout. 0: wait forever.
+  double collective_timeout_s = 300;     // seconds
 };
+
+// Bounds that only a mistake or an attack exceeds; each is refused with one line.
+inline constexpr long kMaxThreads = 1024;           // intra-op threads per rank
+inline constexpr long kMaxBatchSize = 1L << 20;     // images per rank per step or eval pass
+inline constexpr double kMaxNoiseLevel = 100;       // gaussian c (pixels are in [0, 1])
+inline constexpr std::uint64_t kMaxConfigFileBytes = 1 << 20;
 
 // Thrown for --help: the caller prints `text` and exits 0.
 struct HelpRequested {

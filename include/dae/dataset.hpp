@@ -44,6 +44,9 @@ struct Shard {
 
 // Rows in `path`'s `split`, after checking the layout (uint8 [N, 28, 28] images, N labels).
 std::uint64_t count_rows(const std::string& path, const std::string& split);
+// The whole file checked before any training: its format version, both splits' layouts, and
+// at least one row in each (an empty test split would only fail at the final evaluation).
+void check_data_file(const std::string& path);
 
 // Where a rank is in its stream of batches; part of the saved training state.
 struct BatchCursor {

@@ -65,6 +65,12 @@ class H5File {
   void create_group(const std::string& group);  // and its parents; no-op if it exists
   std::uint64_t child_count(const std::string& group) const;
   std::vector<std::uint64_t> dims(const std::string& dataset) const;
+  bool stores_uint8(const std::string& dataset) const;         // unsigned 8-bit integers
+  std::string type_text(const std::string& dataset) const;     // e.g. "float of 4 bytes"
+  bool has_checksum(const std::string& dataset) const;         // a Fletcher32 filter
+  // The checks every read makes of the storage (filters present, not virtual, every chunk
+  // written and inside the file, a bounded chunk count), without reading: throws dae::Error.
+  void check_storage_of(const std::string& dataset) const;
 
   template <typename T>
   void write(const std::string& dataset, const std::vector<std::uint64_t>& dims, const T* data,

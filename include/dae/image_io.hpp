@@ -1,4 +1,4 @@
-// defines: dae::GrayImage, dae::write_png, dae::read_png, dae::tile (image grids for the report)
+// defines: dae::GrayImage, dae::encode_png, dae::write_png, dae::read_png, dae::tile (image grids for the report)
 #pragma once
 
 #include <torch/torch.h>
@@ -15,7 +15,10 @@ struct GrayImage {
   std::vector<std::uint8_t> pixels;
 };
 
-// Writes through libpng to `path.tmp` then renames; throws dae::Error naming the path.
+// PNG bytes of `pixels` (8-bit, row-major; `channels` 1: gray, 3: RGB), encoded in memory.
+std::vector<std::uint8_t> encode_png(int width, int height, int channels,
+                                     const std::uint8_t* pixels);
+// Encodes `image` and writes it with write_file_durably; throws dae::Error naming the path.
 void write_png(const std::string& path, const GrayImage& image);
 // Decodes a PNG (any colour type) to grayscale; throws dae::Error if it does not decode.
 GrayImage read_png(const std::string& path);

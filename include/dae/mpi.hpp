@@ -1,5 +1,6 @@
-// defines: dae::MpiSession, dae::MpiComm, dae::run_collectively, dae::broadcast_string,
-//          dae::all_ranks_agree, dae::one_line, dae::run_job
+// defines: dae::MpiSession, dae::MpiComm (with the collective timeout), dae::CollectiveTimeout,
+//          dae::run_collectively, dae::broadcast_string, dae::all_ranks_agree, dae::one_line,
+//          dae::run_job
 #pragma once
 
 #include <mpi.h>
@@ -8,7 +9,16 @@
 #include <functional>
 #include <string>
 
+#include "dae/error.hpp"
+
 namespace dae {
+
+// A collective that waited longer than the collective timeout: the other ranks are stopped,
+// dead or cut off. Never voted on (a vote is a collective too); run_job ends the job.
+class CollectiveTimeout : public Error {
+ public:
+  explicit CollectiveTimeout(const std::string& message) : Error(message) {}
+};
 
 // MPI_Init_thread on construction, MPI_Finalize on destruction (unless MPI was already finalized).
 class MpiSession {
@@ -39,12 +49,27 @@ class MpiComm {
   // Ends every rank of the job; for failures that only this rank has seen.
   [[noreturn]] void abort(int exit_code) const;
 
+  // The collectives every part of the job uses (in place where it says so). Each is started
+  // non-blocking and waited for at most the collective timeout; past it, CollectiveTimeout names
+  // `what` was waited for. Blocking MPI calls would wait forever for a stopped or dead peer.
+  void all_reduce(void* data, int count, MPI_Datatype type, MPI_Op op, const char* what) const;
+  void broadcast(void* data, int count, MPI_Datatype type, int root, const char* what) const;
+  void gather(const void* send, int count, MPI_Datatype type, void* receive, int root,
+              const char* what) const;
+  void barrier(const char* what) const;
+  // Seconds a collective may wait for the other ranks (0: forever).
+  void set_collective_timeout(double seconds) { timeout_s_ = seconds; }
+  double collective_timeout() const { return timeout_s_; }
+
  private:
+  void wait(MPI_Request& request, const char* what) const;
+
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
   int local_rank_ = 0;
   int local_size_ = 1;
+  double timeout_s_ = 0;
 };
 
 // Runs `work` on every rank, then agrees on the outcome. If any rank threw, rank 0 prints the

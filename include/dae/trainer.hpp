@@ -100,6 +100,9 @@ class Trainer {
   // after each phase.
   void forward_backward_update(PhaseClock& clock);
   double read_loss();  // the last step's averaged loss, into state_.last_loss
+  // Ends the run (on every rank alike: the loss and the parameters are the same everywhere)
+  // when the loss or a parameter is no longer finite, before it can reach a checkpoint.
+  void require_finite();
   const Config& config_;
   Communicator& comm_;
   torch::Device device_;
