@@ -214,7 +214,7 @@ Config parse_config(int argc, const char* const* argv) {
     if (values.count("config")) {
       const std::string path = values["config"].as<std::string>();
       // A directory reads as empty and /dev/zero or a FIFO never ends: regular files only.
-      const std::string text = read_small_regular_file(path, kMaxConfigFileBytes, "config: file");
+      const std::string text = read_small_regular_file(path, kMaxConfigFileBytes, "config");
       refuse_placeholders(text, path);
       std::istringstream contents(text);
       po::store(po::parse_config_file(contents, options), values);

@@ -76,22 +76,23 @@ void write_file_durably(const std::string& path, const void* bytes, std::size_t 
 
 void require_regular_file(const std::string& path, std::uint64_t max_bytes,
                           const std::string& what) {
+  const std::string name = (what.empty() ? "" : what + ": ") + path;
   struct stat info {};
-  if (::stat(path.c_str(), &info) != 0)
-    throw Error(what + " " + path + ": cannot open (" + reason() + ")");
-  if (S_ISDIR(info.st_mode)) throw Error(what + " " + path + ": is a directory, not a file");
+  if (::stat(path.c_str(), &info) != 0) throw Error(name + ": cannot open (" + reason() + ")");
+  if (S_ISDIR(info.st_mode)) throw Error(name + ": is a directory, not a file");
   if (!S_ISREG(info.st_mode))
-    throw Error(what + " " + path + ": not a regular file (a FIFO, socket or device)");
+    throw Error(name + ": not a regular file (a FIFO, socket or device)");
   if (static_cast<std::uint64_t>(info.st_size) > max_bytes)
-    throw Error(what + " " + path + ": " + std::to_string(info.st_size) +
-                " bytes, more than the " + std::to_string(max_bytes) + " allowed");
+    throw Error(name + ": " + std::to_string(info.st_size) + " bytes, more than the " +
+                std::to_string(max_bytes) + " allowed");
 }
 
 std::string read_small_regular_file(const std::string& path, std::uint64_t max_bytes,
                                     const std::string& what) {
   require_regular_file(path, max_bytes, what);
+  const std::string name = (what.empty() ? "" : what + ": ") + path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(what + " " + path + ": cannot open (" + reason() + ")");
+  if (fd < 0) throw Error(name + ": cannot open (" + reason() + ")");
   std::string text;
   char buffer[1 << 16];
   for (;;) {
@@ -101,14 +102,13 @@ std::string read_small_regular_file(const std::string& path, std::uint64_t max_b
       const bool failed = n < 0;
       const std::string why = failed ? reason() : "";
       ::close(fd);
-      if (failed) throw Error(what + " " + path + ": read failed (" + why + ")");
+      if (failed) throw Error(name + ": read failed (" + why + ")");
       return text;
     }
     text.append(buffer, static_cast<std::size_t>(n));
     if (text.size() > max_bytes) {  // it grew since the stat
       ::close(fd);
-      throw Error(what + " " + path + ": more than the " + std::to_string(max_bytes) +
-                  " bytes allowed");
+      throw Error(name + ": more than the " + std::to_string(max_bytes) + " bytes allowed");
     }
   }
 }

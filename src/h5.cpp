@@ -277,7 +277,7 @@ herr_t H5Handle::close() {
 H5File H5File::open_read_only(const std::string& path) {
   initialise_hdf5();
   // A FIFO or device would block HDF5's first read forever.
-  require_regular_file(path, kMaxHdf5FileBytes, "HDF5 file");
+  require_regular_file(path, kMaxHdf5FileBytes, "");
   // H5Fis_hdf5 tells "not an HDF5 file" apart from "cannot open" for a clearer message.
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     FILE* probe = std::fopen(path.c_str(), "rb");

@@ -38,7 +38,7 @@ std::size_t promised_size(const std::vector<std::uint8_t>& bytes, const std::str
 
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
   // A directory would read as a broken gzip stream and a FIFO could block forever.
-  require_regular_file(path, kMaxIdxBytes, "IDX file");
+  require_regular_file(path, kMaxIdxBytes, "");
   // gzread passes bytes through unchanged when the file is not gzip-compressed.
   gzFile file = gzopen(path.c_str(), "rb");
   if (file == nullptr) throw Error(path + ": cannot open");

@@ -109,9 +109,12 @@ TEST_F(Resume, TruncatedNewestCheckpointIsSkippedByAutoAndRefusedByPath) {
   EXPECT_NE(automatic.output.find("ckpt_00000020.h5 at step 20"), std::string::npos)
       << automatic.output;
 
-  const auto explicit_path = run_command(job(2, "trunc", "--steps 50 --resume " + newest));
+  // Resuming step 20 set the newer (truncated) file aside rather than deleting it.
+  const std::string aside = dir.file("trunc/checkpoints/abandoned-20/ckpt_00000040.h5");
+  ASSERT_TRUE(std::filesystem::exists(aside)) << automatic.output;
+  const auto explicit_path = run_command(job(2, "trunc", "--steps 50 --resume " + aside));
   EXPECT_NE(explicit_path.exit_code, 0);
-  EXPECT_NE(explicit_path.output.find("dae_dist: --resume: " + newest), std::string::npos)
+  EXPECT_NE(explicit_path.output.find("dae_dist: --resume: " + aside), std::string::npos)
       << explicit_path.output;
 }
 

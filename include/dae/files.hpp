@@ -24,8 +24,9 @@ inline void write_file_durably(const std::string& path, const std::vector<std::u
   write_file_durably(path, bytes.data(), bytes.size());
 }
 
-// Throws dae::Error("<what> <path>: ...") unless `path` is a regular file (not a directory,
-// FIFO or device, which would read as empty or block forever) of at most `max_bytes`.
+// Throws dae::Error("<what>: <path>: ..."; "<path>: ..." when `what` is empty) unless `path` is a
+// regular file (not a directory, FIFO or device, which would read as empty or block forever) of
+// at most `max_bytes`.
 void require_regular_file(const std::string& path, std::uint64_t max_bytes,
                           const std::string& what);
 // The whole content of a regular file of at most `max_bytes`.
