@@ -22,7 +22,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The torch wheel is ~4 GB with its nvidia-* dependencies: install it once, reuse it after.
-if ! "$DAE_VENV/bin/python" -c "import torch, h5py, numpy" 2>/dev/null; then
+if ! "$DAE_VENV/bin/python" -c "import torch, h5py, numpy, tensorboard" 2>/dev/null; then
   echo "setup: installing $(grep -m1 '^torch' "$DAE_ROOT/launch/requirements.txt") into $DAE_VENV (once)"
   python3 -m venv "$DAE_VENV"
   "$DAE_VENV/bin/pip" install -q --upgrade pip

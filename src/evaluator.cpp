@@ -15,6 +15,7 @@
 #include "dae/mpi.hpp"
 #include "dae/noise.hpp"
 #include "dae/plot.hpp"
+#include "dae/tensorboard.hpp"
 #include "dae/trainer.hpp"
 
 namespace dae {
@@ -181,10 +182,20 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
   fs::create_directories(directory_);
   torch::NoGradGuard no_grad;
   model.eval();
-  const std::string grids = write_grids(model);
+  const std::string grids = write_grids(model, state.step);
   write_code_layer(model);
   model.train();
   write_tables();
+  if (tensorboard_ != nullptr) {
+    for (const Row& row : history_) {
+      if (row.step != state.step) continue;
+      const std::string level = "/noise_" + level_text(row.metrics.noise);
+      tensorboard_->scalar("test_mse" + level, row.step, row.metrics.mse);
+      tensorboard_->scalar("test_psnr" + level, row.step, row.metrics.psnr);
+      tensorboard_->scalar("test_ssim" + level, row.step, row.metrics.ssim);
+    }
+    tensorboard_->flush();
+  }
 
   std::vector<std::pair<std::int64_t, double>> clean_mse;
   for (const Row& row : history_)
@@ -226,7 +237,7 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
   write_file_durably(directory_ + "/report.html", html.str());
 }
 
-std::string Evaluator::write_grids(Denoiser& model) {
+std::string Evaluator::write_grids(Denoiser& model, std::int64_t step) {
   const torch::Device device = device_of(model);
   const torch::Tensor clean = one_digit_per_class(config_.data).to(device);
   const NoiseType type = parse_noise_type(config_.noise_type);
@@ -238,7 +249,12 @@ std::string Evaluator::write_grids(Denoiser& model) {
     const torch::Tensor cells = torch::stack({clean, noisy, model.forward(noisy)}).squeeze(2);
     const std::string name =
         "grid_" + config_.noise_type + "_" + level_text(config_.eval_noise[level]) + ".png";
-    write_png(directory_ + "/" + name, tile(cells, 3, 4));
+    const GrayImage grid = tile(cells, 3, 4);
+    const std::vector<std::uint8_t> png = encode_png(grid.width, grid.height, 1, grid.pixels.data());
+    write_file_durably(directory_ + "/" + name, png);
+    if (tensorboard_ != nullptr)
+      tensorboard_->image("grid/noise_" + level_text(config_.eval_noise[level]), step, grid.width,
+                          grid.height, 1, png);
     html << "<h3>noise " << level_text(config_.eval_noise[level]) << "</h3>\n<img src=\"" << name
          << "\" alt=\"grid at noise " << level_text(config_.eval_noise[level]) << "\">\n";
   }

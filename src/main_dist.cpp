@@ -21,6 +21,7 @@
 #include "dae/mpi_communicator.hpp"
 #include "dae/nccl_communicator.hpp"
 #include "dae/signals.hpp"
+#include "dae/tensorboard.hpp"
 #include "dae/trainer.hpp"
 
 namespace {
@@ -322,6 +323,16 @@ int train(dae::MpiComm& world, int argc, char** argv) {
       std::printf("starting fresh\n");
     }
   }
+  // Rank 0's TensorBoard log of this part of the run, in RUN_DIR/tensorboard/.
+  std::unique_ptr<dae::TensorBoardWriter> tensorboard;
+  dae::run_collectively(world, kProgram, [&] {
+    if (world.rank() != 0) return;
+    const bool resumed = trainer.state().step > 0;
+    tensorboard = std::make_unique<dae::TensorBoardWriter>(
+        config.run_dir + "/tensorboard", resumed ? trainer.state().step : -1);
+    trainer.set_tensorboard(tensorboard.get());
+    evaluator.set_tensorboard(tensorboard.get());
+  });
   const dae::FitResult fit = trainer.fit();
   if (fit.stopped) return dae::kExitPreempted;
   if (world.rank() == 0) {

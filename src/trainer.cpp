@@ -15,6 +15,7 @@
 #include "dae/evaluator.hpp"
 #include "dae/mpi.hpp"
 #include "dae/signals.hpp"
+#include "dae/tensorboard.hpp"
 
 namespace dae {
 
@@ -197,6 +198,15 @@ double Trainer::step() {
   return read_loss();
 }
 
+double Trainer::learning_rate(std::int64_t step) const {
+  // A function of the step alone, so a resumed run uses the same rate as the original.
+  const double warmup =
+      config_.lr_warmup > 0
+          ? std::min(1.0, static_cast<double>(step) / static_cast<double>(config_.lr_warmup))
+          : 1.0;
+  return config_.lr * warmup;
+}
+
 double Trainer::read_loss() {
   if (loss_unread_) state_.last_loss = gradients_.loss();
   loss_unread_ = false;
@@ -214,12 +224,7 @@ void Trainer::advance() {
   clock.lap("noise");
 
   gradients_.set_stop(checkpointer_ != nullptr && stop_requested());
-  // A function of the step alone, so a resumed run uses the same rate as the original.
-  const double warmup = config_.lr_warmup > 0
-                            ? std::min(1.0, static_cast<double>(state_.step + 1) /
-                                                static_cast<double>(config_.lr_warmup))
-                            : 1.0;
-  adam_.prepare(state_.step + 1, config_.lr * warmup);
+  adam_.prepare(state_.step + 1, learning_rate(state_.step + 1));
   if (graph_) {
     if (clean_.defined()) {  // the graph reads the batch from where it read the first one
       clean_.copy_(clean);
@@ -305,6 +310,12 @@ FitResult Trainer::fit() {
         std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s\n",
                     static_cast<long long>(state_.step), static_cast<long long>(config_.steps),
                     loss, rate, format_duration(eta).c_str());
+        if (tensorboard_ != nullptr) {
+          tensorboard_->scalar("train/loss", state_.step, loss);
+          tensorboard_->scalar("train/learning_rate", state_.step, learning_rate(state_.step));
+          tensorboard_->scalar("train/samples_per_s", state_.step, rate);
+          tensorboard_->flush();
+        }
         if (!warned_dead_output_ && last_output_.max().item<float>() == 0.0f) {
           std::fprintf(stderr,
                        "dae_dist: warning: every output of the last batch is 0: a ReLU layer "

@@ -13,6 +13,8 @@
 
 namespace dae {
 
+class TensorBoardWriter;
+
 struct NoiseMetrics {
   double noise = 0;         // test corruption level
   double mse = 0;           // mean squared error of the raw outputs against the clean images
@@ -37,6 +39,8 @@ class Evaluator {
   Evaluator(const Config& config, Communicator& comm, bool continue_history);
   // Collective. Returns this evaluation's metrics.
   std::vector<NoiseMetrics> evaluate(Denoiser& model, const TrainState& state);
+  // Rank 0: each evaluation's MSE/PSNR/SSIM per noise level and its grids also go to TensorBoard.
+  void set_tensorboard(TensorBoardWriter* writer) { tensorboard_ = writer; }
 
  private:
   struct Row {
@@ -45,7 +49,7 @@ class Evaluator {
   };
   void load_history(std::int64_t before_step);
   void write_outputs(Denoiser& model, const TrainState& state);
-  std::string write_grids(Denoiser& model);  // returns the report's grid section
+  std::string write_grids(Denoiser& model, std::int64_t step);  // the report's grid section
   void write_code_layer(Denoiser& model);
   void write_tables();
 
@@ -55,6 +59,7 @@ class Evaluator {
   bool continue_history_;
   bool history_loaded_ = false;
   std::vector<Row> history_;  // rank 0 only
+  TensorBoardWriter* tensorboard_ = nullptr;  // rank 0 only; not owned
 };
 
 }  // namespace dae

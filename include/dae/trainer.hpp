@@ -59,6 +59,7 @@ struct FitResult {
 class Checkpointer;
 class Evaluator;
 class PhaseClock;  // --profile's per-phase timer (trainer.cpp)
+class TensorBoardWriter;
 struct CheckpointData;
 
 class Trainer {
@@ -89,7 +90,8 @@ class Trainer {
   std::string kernels() const;
   // Mean seconds per step of each phase since the start of fit(); filled with config.profile.
   const std::vector<std::pair<std::string, double>>& profile() const { return profile_; }
-  Denoiser& model() { return *model_; }
+  // Rank 0: progress lines also go to TensorBoard (loss, learning rate, samples/s).
+  void set_tensorboard(TensorBoardWriter* writer) { tensorboard_ = writer; }
   torch::optim::Adam& optimizer() { return optimizer_; }
 
  private:
@@ -100,6 +102,7 @@ class Trainer {
   // after each phase.
   void forward_backward_update(PhaseClock& clock);
   double read_loss();  // the last step's averaged loss, into state_.last_loss
+  double learning_rate(std::int64_t step) const;  // of that (1-based) step, with the warm-up
   // Ends the run (on every rank alike: the loss and the parameters are the same everywhere)
   // when the loss or a parameter is no longer finite, before it can reach a checkpoint.
   void require_finite();
@@ -124,6 +127,7 @@ class Trainer {
   std::vector<std::pair<std::string, double>> profile_;  // phase -> total seconds, then mean
   torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
   bool warned_dead_output_ = false;
+  TensorBoardWriter* tensorboard_ = nullptr;  // rank 0 only; not owned
 };
 
 // The device a module's parameters live on.
