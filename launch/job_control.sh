@@ -29,6 +29,7 @@ dae_has_option() {
 _dae_stop() {
   _dae_signals=$((_dae_signals + 1))
   DAE_STOP_SIGNAL=${DAE_STOP_SIGNAL:-$1}
+  [ -e "$_dae_out.signal" ] || : > "$_dae_out.signal"  # when the first stop arrived
   # Always SIGUSR1, whatever arrived: mpirun and srun forward it to every rank and keep running,
   # whereas a SIGTERM or SIGINT makes mpirun tear the job down and exit 1 itself.
   [ -n "$_dae_launcher" ] && kill -USR1 "$_dae_launcher" 2>/dev/null
@@ -39,14 +40,15 @@ _dae_stop() {
 # code, corrected below), DAE_STOP_SIGNAL (USR1, TERM or INT if one reached this shell, else
 # empty) and DAE_CHECKPOINT (what rank 0 said when a stop made it write a checkpoint, else empty).
 dae_launch() {
-  local out fifo tee_pid status seen i
+  local out fifo tee_pid status seen i run_dir newest
   DAE_RC= DAE_STOP_SIGNAL= DAE_CHECKPOINT=
   _dae_signals=0 _dae_launcher=
+  out=$(mktemp "${TMPDIR:-/tmp}/dae_launch.XXXXXX")
+  _dae_out=$out
   # Set before the launch, so that an early signal cannot kill this shell.
   trap '_dae_stop USR1' USR1
   trap '_dae_stop TERM' TERM
   trap '_dae_stop INT' INT
-  out=$(mktemp "${TMPDIR:-/tmp}/dae_launch.XXXXXX")
   fifo=$out.fifo
   mkfifo "$fifo"
   # The job's output also goes to a file, to find rank 0's stop line after the end. tee ignores
@@ -54,6 +56,7 @@ dae_launch() {
   # the ranks' last lines.
   (trap '' TERM INT USR1 && exec tee "$out" < "$fifo") &
   tee_pid=$!
+  echo "job_control: running $*"
   "$@" > "$fifo" 2>&1 &
   _dae_launcher=$!
   [ -n "$DAE_STOP_SIGNAL" ] && kill -USR1 "$_dae_launcher" 2>/dev/null
@@ -74,12 +77,20 @@ dae_launch() {
   kill "$tee_pid" 2>/dev/null
   wait "$tee_pid" 2>/dev/null
   DAE_CHECKPOINT=$(grep -m1 "$DAE_STOP_LINE" "$out")
-  rm -f "$out" "$fifo"
+  # A SIGTERM or SIGINT sent to mpirun itself (scancel signals every process of the job, Ctrl-C
+  # the whole process group) makes mpirun exit 1, and it may stop copying the ranks' output
+  # before rank 0's stop line, although the ranks wrote the checkpoint and exited with 75. Then
+  # the proof is the checkpoint itself: one written in the run directory (from the effective
+  # configuration rank 0 printed at the start) after the stop signal reached this shell.
+  run_dir=$(sed -n 's/^  run-dir  *//p' "$out" | head -n1)
+  if [ -z "$DAE_CHECKPOINT" ] && [ -e "$out.signal" ] && [ -n "$run_dir" ]; then
+    newest=$(find "$run_dir/checkpoints" -maxdepth 1 -name 'ckpt_*.h5' -newer "$out.signal" \
+      2> /dev/null | sort | tail -n1)
+    [ -n "$newest" ] && DAE_CHECKPOINT="checkpoint $newest written after the stop signal"
+  fi
+  rm -f "$out" "$fifo" "$out.signal"
   trap - USR1 TERM INT
 
-  # A SIGTERM or SIGINT sent to mpirun itself (scancel signals every process of the job, Ctrl-C
-  # the whole process group) makes mpirun exit 1 although every rank wrote its part of the
-  # checkpoint and exited with 75: rank 0's stop line is the proof that the job stopped cleanly.
   if [ "$DAE_RC" != 0 ] && [ "$DAE_RC" != "$DAE_EXIT_PREEMPTED" ] && [ -n "$DAE_CHECKPOINT" ]; then
     echo "job_control: the launcher exited with $DAE_RC, but the ranks stopped at a checkpoint" \
       "(the stop signal reached $1 itself): exit $DAE_EXIT_PREEMPTED"
@@ -132,15 +143,20 @@ dae_slurm_train() {
     *) echo "job_control: unknown launcher $launcher" >&2; return 2 ;;
   esac
 
-  if [ "$DAE_RC" = "$DAE_EXIT_PREEMPTED" ]; then
+  if [ "$DAE_RC" != 0 ] && [ "$DAE_RC" != "$DAE_EXIT_PREEMPTED" ]; then
+    echo "job_control: the job failed (exit $DAE_RC, see the first error above); not requeued." \
+      "Submitting it again continues from its newest checkpoint."
+  elif [ "$DAE_RC" = "$DAE_EXIT_PREEMPTED" ]; then
     if [ "$DAE_STOP_SIGNAL" = TERM ]; then
       # scancel (or Slurm at the very end of the job): the job is going away, a requeue would be
       # refused; the checkpoint stays for the next submission.
       echo "job_control: SIGTERM (scancel, or Slurm ending the job): checkpoint written;" \
-        "not requeued. Submit the same command again to continue from it."
+        "not requeued. Submit the same command again to continue from it. Slurm's" \
+        "\"CANCELLED\" line for this job is that scancel."
     else
       echo "job_control: stopped for preemption at a checkpoint; requeueing job $SLURM_JOB_ID" \
-        "(it keeps its id and log, and continues from the checkpoint)"
+        "(it keeps its id and log, and continues from the checkpoint; Slurm's \"CANCELLED ..." \
+        "DUE TO JOB REQUEUE\" line that follows is this requeue)"
       scontrol requeue "$SLURM_JOB_ID"
     fi
   fi

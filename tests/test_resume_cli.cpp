@@ -259,9 +259,14 @@ TEST(Scripts, SigtermToTheBatchShellStopsTheRanksAndIsNotRequeued) {
   for (const auto& [script, launcher] : kTrainScripts) {
     TempDir dir;
     // The launcher runs until the script forwards the stop to it (as SIGUSR1, which mpirun and
-    // srun pass to every rank), then "checkpoints" and exits as the ranks would.
-    write_fakes(dir.path(), std::to_string(kExitPreempted) + "\n",
-                "sleep 20 & s=$!; trap 'kill $s; " + kStopLine + "; exit $rc' USR1; wait; exit 9");
+    // srun pass to every rank), then writes a checkpoint and exits 1 without passing rank 0's
+    // stop line on, as mpirun does when scancel's SIGTERM reached it too: the checkpoint, newer
+    // than the signal, in the run-dir of the effective configuration, decides.
+    const std::string run = dir.file("run");
+    write_fakes(dir.path(), "1\n",
+                "echo '  run-dir            " + run + "'; sleep 20 & s=$!; trap 'kill $s; mkdir -p " +
+                    run + "/checkpoints; : > " + run + "/checkpoints/ckpt_00000040.h5; exit $rc' "
+                    "USR1; wait; exit 9");
     const auto result = run_command(
         "( " + sbatch(dir.path(), script, "configs/seed.ini") + " & job=$!; " +
         "for i in $(seq 100); do [ -s " + (dir.path() / "calls").string() +
