@@ -1,6 +1,6 @@
 # Sourced by tests/cluster/run.sh: a two-host Slurm cluster on this machine, made of network
 # namespaces. Each host is one long-lived "anchor" process in its own network, UTS and mount
-# namespaces (hostname, /etc/hosts, /tmp and /dev/shm of its own: PMIx and Open MPI keep per-host
+# namespaces (hostname, /etc/hosts, /etc/resolv.conf, /tmp and /dev/shm of its own: PMIx and Open MPI keep per-host
 # session files there); `on_host HOST CMD...` runs a command inside it. A veth pair on
 # $CLUSTER_SUBNET joins the two hosts and nothing else: the root namespace has no address on it
 # and no route to it, so all cluster traffic stays between the hosts (and their loopback).
@@ -44,6 +44,9 @@ cluster_wait() {
 _cluster_make_hosts() {
   local i host ns
   printf '127.0.0.1 localhost\n' > "$CLUSTER_DIR/hosts"
+  # No name server inside the hosts: a name that is not in their /etc/hosts fails at once,
+  # and no lookup is ever sent towards the machine's own resolver.
+  printf 'nameserver 127.0.0.1\n' > "$CLUSTER_DIR/resolv.conf"
   for i in 1 2; do printf '%s.%d node%d\n' "$CLUSTER_PREFIX" "$i" "$i" >> "$CLUSTER_DIR/hosts"; done
   for i in 1 2; do ip netns add "$CLUSTER_NETNS_PREFIX-$i"; done
   ip link add "dae$$a" type veth peer name "dae$$b"
@@ -60,7 +63,8 @@ _cluster_make_hosts() {
     # entered (nsenter) and killed by cluster_down. --propagation private: our mounts never
     # reach the machine's own mount table.
     nsenter --net=/run/netns/"$ns" -- unshare --uts --mount --propagation private bash -c '
-      hostname "$1" && mount --bind "$2/hosts" /etc/hosts && mount --bind "$2/$1/tmp" /tmp &&
+      hostname "$1" && mount --bind "$2/hosts" /etc/hosts && mount --bind "$2/resolv.conf" \
+        /etc/resolv.conf && mount --bind "$2/$1/tmp" /tmp &&
         mount -t tmpfs -o size=256m tmpfs /dev/shm && touch "$2/$1/ready" && exec sleep infinity
     ' anchor "$host" "$CLUSTER_DIR" &
     CLUSTER_ANCHOR[$host]=$!
@@ -85,7 +89,9 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$CLUSTER_DIR/munge.socket
+# cred_expire: a requeued job may start again only after its old credential expired (120 s by
+# default); 10 s keeps the preemption scenario short.
+AuthInfo=socket=$CLUSTER_DIR/munge.socket,cred_expire=10
 StateSaveLocation=$state
 SlurmdSpoolDir=$CLUSTER_DIR/spool/%n
 SlurmctldPidFile=$CLUSTER_DIR/slurmctld.pid
@@ -129,7 +135,8 @@ cluster_up() {
   _cluster_write_conf
   dd if=/dev/urandom of="$CLUSTER_DIR/munge.key" bs=1024 count=1 status=none
   chmod 400 "$CLUSTER_DIR/munge.key"
-  munged --foreground --force --key-file="$CLUSTER_DIR/munge.key" \
+  # --origin: no look-up of this machine's own name.
+  munged --foreground --force --origin=127.0.0.1 --key-file="$CLUSTER_DIR/munge.key" \
     --socket="$CLUSTER_DIR/munge.socket" --pid-file="$CLUSTER_DIR/munged.pid" \
     --log-file="$CLUSTER_DIR/log/munged.log" --seed-file="$CLUSTER_DIR/munge.seed" \
     2> "$CLUSTER_DIR/log/munged.out" &
