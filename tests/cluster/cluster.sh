@@ -111,6 +111,9 @@ MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# Pending jobs looked at every second or two (defaults 30 and 60 s): a requeued job, eligible
+# again once cred_expire passed, starts at once.
+SchedulerParameters=bf_interval=1,sched_interval=2
 SlurmdParameters=config_overrides
 ReturnToService=2
 # Short timers: the scenarios wait for the ends of jobs.
