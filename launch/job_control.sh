@@ -138,6 +138,8 @@ dae_slurm_train() {
     # pmi2, where a cluster lacks it). --kill-on-bad-exit: when one node's ranks die, the others
     # are killed at once instead of waiting in the all-reduce until the time limit. No
     # --cpu-bind: the cluster's default, which also works where tasks have no CPU affinity.
+    # --kill-on-bad-exit also ends the step once the first rank exits 75; harmless: a rank exits
+    # only after rank 0's checkpoint is complete (the save ends with an all-reduce).
     srun) dae_launch srun --mpi="${SLURM_MPI_TYPE:-pmix}" --kill-on-bad-exit=1 \
             "$DAE_BUILD/dae_dist" "${extra[@]}" "$@" ;;
     *) echo "job_control: unknown launcher $launcher" >&2; return 2 ;;

@@ -118,6 +118,9 @@ PY
 # The PIDs of dae_dist processes in HOST's network namespace.
 ranks_on() { local pid; for pid in $(ip netns pids "$CLUSTER_NETNS_PREFIX-${1#node}"); do
   [ "$(cat /proc/"$pid"/comm 2> /dev/null)" = dae_dist ] && echo "$pid"; done; }
+# env_of_ranks HOST VAR: VAR's values in the environments of HOST's ranks, sorted, on one line.
+env_of_ranks() { local pid; for pid in $(ranks_on "$1"); do
+  tr '\0' '\n' < /proc/"$pid"/environ | sed -n "s/^$2=//p"; done | sort -n | xargs; }
 kill_ranks_on() { local pids; pids=$(ranks_on "$1"); [ -n "$pids" ] && kill -KILL $pids; }
 
 scenario() {  # scenario NAME: runs scenario_NAME and records its result
@@ -232,6 +235,24 @@ scenario_two_nodes() {
   expect "no cpu-bind error" bash -c "! grep -q -i 'cpu.bind' '$W/logs/$job.out'"
 }
 
+scenario_two_nodes_preemption() {
+  local job run=$W/runs/multi_preempt ranks i
+  job=$(submit --nodes=2 --ntasks-per-node=2 --cpus-per-task=1 slurm/train_multi_node.sbatch \
+    "$W/cluster.ini" --run-dir "$run" --steps 300)
+  for ((i = 0; i < 2400; i++)); do log_has "$job" '^step ' && break; sleep 0.05; done
+  ranks=$(ranks_on node1; ranks_on node2)
+  kill -STOP $ranks  # as in preemption: held until the signal reached them
+  on_host node1 scancel --signal=USR1 --batch "$job"
+  sleep 2  # srun prints nothing when it forwards a signal
+  kill -CONT $ranks
+  wait_job "$job" 300
+  expect "exit 75 logged" log_has "$job" '^job_control: exit 75 = stopped on request'
+  expect "srun's exit-75 lines explained" log_has "$job" "^job_control: srun's lines above"
+  expect "Restarts >= 1 (is $(job_field "$job" Restarts))" test "$(job_field "$job" Restarts)" -ge 1
+  expect "resumed after the requeue" log_has "$job" '^resumed from .* at step [0-9]+'
+  expect "job $job COMPLETED (is $(job_field "$job" JobState))" test "$(job_field "$job" JobState)" = COMPLETED
+}
+
 scenario_dead_node() {
   local job run=$W/runs/dead killed_at ended_at step
   job=$(submit --nodes=2 --ntasks-per-node=2 --cpus-per-task=1 slurm/train_multi_node.sbatch \
@@ -239,6 +260,11 @@ scenario_dead_node() {
   cluster_wait 180 newest_checkpoint_step "$run" || echo "  no checkpoint written"
   sleep 2  # into the steps after it
   expect "node2 runs 2 ranks before the kill" test "$(ranks_on node2 | wc -l)" = 2
+  # srun's placement: ranks 0 1 on node1 and 2 3 on node2, node-local ranks 0 and 1 on each.
+  expect "node1: SLURM_PROCID 0 1, SLURM_LOCALID 0 1 (is $(env_of_ranks node1 SLURM_PROCID), $(env_of_ranks node1 SLURM_LOCALID))" \
+    test "$(env_of_ranks node1 SLURM_PROCID)/$(env_of_ranks node1 SLURM_LOCALID)" = "0 1/0 1"
+  expect "node2: SLURM_PROCID 2 3, SLURM_LOCALID 0 1 (is $(env_of_ranks node2 SLURM_PROCID), $(env_of_ranks node2 SLURM_LOCALID))" \
+    test "$(env_of_ranks node2 SLURM_PROCID)/$(env_of_ranks node2 SLURM_LOCALID)" = "2 3/0 1"
   kill_ranks_on node2
   killed_at=$(date +%s)
   cluster_wait 90 job_ended "$job"
@@ -298,7 +324,8 @@ scenario_mpirun_two_hosts() {
 }
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(single_node resubmit_finished preemption scancel two_nodes dead_node mpirun_two_hosts)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(single_node resubmit_finished preemption scancel two_nodes two_nodes_preemption dead_node
+  mpirun_two_hosts)
 cd "$DAE_ROOT"  # sbatch from the repository root, as a user does
 for name in "${scenarios[@]}"; do scenario "$name"; done
 
