@@ -29,7 +29,13 @@ dae_has_option() {
 _dae_stop() {
   _dae_signals=$((_dae_signals + 1))
   DAE_STOP_SIGNAL=${DAE_STOP_SIGNAL:-$1}
-  [ -e "$_dae_out.signal" ] || : > "$_dae_out.signal"  # when the first stop arrived
+  # When the first stop arrived, less 0.1 s: file times tick in steps of a few ms, and a
+  # checkpoint written just after the signal must still count as newer.
+  if [ ! -e "$_dae_out.signal" ]; then
+    local ns
+    ns=$(($(date +%s%N) - 100000000))
+    touch -d "@${ns:0:${#ns}-9}.${ns:${#ns}-9}" "$_dae_out.signal"
+  fi
   # Always SIGUSR1, whatever arrived: mpirun and srun forward it to every rank and keep running,
   # whereas a SIGTERM or SIGINT makes mpirun tear the job down and exit 1 itself.
   [ -n "$_dae_launcher" ] && kill -USR1 "$_dae_launcher" 2>/dev/null

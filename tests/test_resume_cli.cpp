@@ -82,6 +82,30 @@ TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters
       << "resumed run differs from the uninterrupted one";
 }
 
+TEST_F(Resume, SigtermToMpirunItselfCountsAsPreemptedAndResumeLoopRestarts) {
+  // mpirun signalled itself exits 1 after its ranks checkpointed and exited 75; resume_loop.sh
+  // must see a preemption and start the job again, which then finishes.
+  const std::string loop = "DAE_RANKS=2 DAE_BUILD=" +
+                           std::filesystem::path(DAE_DIST_BIN).parent_path().string() + " bash " +
+                           DAE_SOURCE_DIR + "/launch/resume_loop.sh --data " + dir.file("data.h5") +
+                           " --run-dir " + dir.file("loop") +
+                           " --batch-size 10 --eval-noise 0 --steps 1500 --log-every 20";
+  const auto result = run_and_act(loop, "grep -q '^step' " + dir.file("background.log"),
+                                  "kill -TERM $(pgrep -P $job -x mpirun)");
+  EXPECT_NE(result.output.find("EXIT=0"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("the launcher exited with 1, but the ranks stopped at a checkpoint"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("resume_loop: stopped with a checkpoint (exit " +
+                               std::to_string(kExitPreempted) + "); restart 1/"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("resumed from " + dir.file("loop/checkpoints/ckpt_")),
+            std::string::npos)
+      << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("loop/summary.json"))) << result.output;
+}
+
 TEST_F(Resume, ARankKilledWithSigkillEndsTheJobAndResumeContinuesFromTheLastCheckpoint) {
   const std::string ckpt_dir = dir.file("killed/checkpoints");
   const std::string ranks_of_job = "'^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("killed") + "'";
