@@ -84,7 +84,6 @@ submit() {  # submit SBATCH ARGS...: prints the job id
 job_field() {  # job_field JOB FIELD: e.g. JobState, ExitCode, Restarts
   on_host node1 scontrol show job -o "$1" 2> /dev/null | grep -o "\b$2=[^ ]*" | head -n1 | cut -d= -f2
 }
-job_pending() { [ "$(job_field "$1" JobState)" = PENDING ]; }
 job_ended() {
   case $(job_field "$1" JobState) in
     COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | BOOT_FAIL | OUT_OF_MEMORY | DEADLINE) return 0 ;;
