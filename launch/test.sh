@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test suite, from nothing: install, build, run every test (unit, multi-rank, end to end),
+# The test suite, from nothing: install, build, run every test (unit, multi-rank, end to end,
+# and as root the cluster suite: a real Slurm on two network-namespace hosts, tests/cluster),
 # then the CPU-only build's tests (launch/cpu_only_build.sh), the sanitizer build's tests and the
 # bounded fuzz runs (launch/hardening.sh).
 set -euo pipefail

@@ -3,12 +3,15 @@
 // the Slurm and resume-loop scripts driven with fake srun/mpirun/scontrol.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
 #include "dae/checkpoint.hpp"
 #include "dae/dataset.hpp"
 #include "dae/h5.hpp"
+#include "dae/signals.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -66,6 +69,30 @@ TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters
   EXPECT_EQ(model_values(dir.file("stopped/checkpoints/ckpt_00001500.h5")),
             model_values(dir.file("straight/checkpoints/ckpt_00001500.h5")))
       << "resumed run differs from the uninterrupted one";
+}
+
+TEST_F(Resume, SigtermToMpirunItselfCountsAsPreemptedAndResumeLoopRestarts) {
+  // mpirun signalled itself exits 1 after its ranks checkpointed and exited 75; resume_loop.sh
+  // must see a preemption and start the job again, which then finishes.
+  const std::string loop = "DAE_RANKS=2 DAE_BUILD=" +
+                           std::filesystem::path(DAE_DIST_BIN).parent_path().string() + " bash " +
+                           DAE_SOURCE_DIR + "/launch/resume_loop.sh --data " + dir.file("data.h5") +
+                           " --run-dir " + dir.file("loop") +
+                           " --batch-size 10 --eval-noise 0 --steps 1500 --log-every 20";
+  const auto result = run_and_act(loop, "grep -q '^step' " + dir.file("background.log"),
+                                  "kill -TERM $(pgrep -P $job -x mpirun)");
+  EXPECT_NE(result.output.find("EXIT=0"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("the launcher exited with 1, but the ranks stopped at a checkpoint"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("resume_loop: stopped with a checkpoint (exit " +
+                               std::to_string(kExitPreempted) + "); restart 1/"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("resumed from " + dir.file("loop/checkpoints/ckpt_")),
+            std::string::npos)
+      << result.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("loop/summary.json"))) << result.output;
 }
 
 TEST_F(Resume, ARankKilledWithSigkillEndsTheJobAndResumeContinuesFromTheLastCheckpoint) {
@@ -129,13 +156,15 @@ TEST_F(Resume, TwoRanksCheckpointResumesOnFourWithAWarning) {
   EXPECT_NE(four.output.find("step     40/40"), std::string::npos) << four.output;
 }
 
-// Fake srun/mpirun/scontrol that record their arguments; the launcher exits with `rc`.
-void write_fakes(const std::filesystem::path& bin, const std::string& launcher_rcs) {
+// Fake srun/mpirun/scontrol that record their arguments; the launcher exits with the next code
+// of `launcher_rcs`. `launcher_body` (shell) runs in the launcher before it exits.
+void write_fakes(const std::filesystem::path& bin, const std::string& launcher_rcs,
+                 const std::string& launcher_body = "") {
   std::filesystem::create_directories(bin);
   const std::string record = "echo \"$(basename $0) $*\" >> " + (bin / "calls").string() + "\n";
   // Each launcher call pops the next exit code from the list file.
   const std::string pop = "rc=$(head -n1 " + (bin / "rcs").string() + "); sed -i 1d " +
-                          (bin / "rcs").string() + "; exit ${rc:-0}\n";
+                          (bin / "rcs").string() + "; " + launcher_body + "\nexit ${rc:-0}\n";
   for (const char* name : {"srun", "mpirun"}) {
     std::ofstream(bin / name) << "#!/bin/sh\n" << record << pop;
     std::filesystem::permissions(bin / name, std::filesystem::perms::owner_all);
@@ -152,30 +181,119 @@ std::string read_text(const std::filesystem::path& path) {
   return text.str();
 }
 
+// What rank 0 prints when a stop signal made it write a checkpoint (src/trainer.cpp).
+const std::string kStopLine =
+    "echo \"stop signal: checkpoint runs/r/checkpoints/ckpt_00000040.h5 written at step 40, "
+    "exiting with " + std::to_string(kExitPreempted) + "\"";
+
+std::string sbatch(const std::filesystem::path& fakes, const std::string& script,
+                   const std::string& args) {
+  return "PATH=" + fakes.string() + ":$PATH SLURM_JOB_ID=4242 SLURM_NTASKS=4 " +
+         "SLURM_CPUS_PER_TASK=2 SLURM_SUBMIT_DIR=" + DAE_SOURCE_DIR + " bash " + DAE_SOURCE_DIR +
+         "/slurm/" + script + " " + args;
+}
+
+const std::vector<std::pair<std::string, std::string>> kTrainScripts = {
+    {"train_single_node.sbatch", "mpirun"},
+    {"train_single_node_gpu.sbatch", "mpirun"},
+    {"train_multi_node.sbatch", "srun"},
+    {"train_multi_node_gpu.sbatch", "srun"}};
+
 TEST(Scripts, SbatchScriptsParseAndRequeueOnlyOnExitSeventyFive) {
-  for (const char* script : {"train_single_node.sbatch", "train_multi_node.sbatch",
+  for (const char* script : {"train_single_node.sbatch", "train_single_node_gpu.sbatch",
+                             "train_multi_node.sbatch", "train_multi_node_gpu.sbatch",
                              "test_mpi.sbatch"}) {
     const auto syntax = run_command("bash -n " + std::string(DAE_SOURCE_DIR) + "/slurm/" + script);
     EXPECT_EQ(syntax.exit_code, 0) << script << ": " << syntax.output;
   }
-  for (const auto& [script, launcher] :
-       {std::pair<std::string, std::string>{"train_single_node.sbatch", "mpirun"},
-        {"train_multi_node.sbatch", "srun"}}) {
-    for (const int rc : {75, 0, 1}) {
+  for (const auto& [script, launcher] : kTrainScripts) {
+    for (const int rc : {kExitPreempted, 0, 1}) {
       TempDir dir;
       write_fakes(dir.path(), std::to_string(rc) + "\n");
-      const auto result = run_command(
-          "PATH=" + dir.path().string() + ":$PATH SLURM_JOB_ID=4242 SLURM_NTASKS=4 " +
-          "SLURM_CPUS_PER_TASK=2 SLURM_SUBMIT_DIR=" + DAE_SOURCE_DIR + " bash " +
-          DAE_SOURCE_DIR + "/slurm/" + script + " configs/seed.ini");
+      const auto result = run_command(sbatch(dir.path(), script, "configs/seed.ini"));
       EXPECT_EQ(result.exit_code, rc) << script << ": " << result.output;
       const std::string calls = read_text(dir.path() / "calls");
       EXPECT_NE(calls.find(launcher + " "), std::string::npos) << calls;
       EXPECT_NE(calls.find("--config configs/seed.ini"), std::string::npos) << calls;
       EXPECT_NE(calls.find("--resume auto"), std::string::npos) << calls;
-      EXPECT_EQ(calls.find("scontrol requeue 4242") != std::string::npos, rc == 75)
+      EXPECT_NE(calls.find("--threads 2"), std::string::npos) << calls;
+      EXPECT_EQ(calls.find("scontrol requeue 4242") != std::string::npos, rc == kExitPreempted)
           << script << " rc " << rc << ": " << calls;
     }
+  }
+}
+
+TEST(Scripts, SbatchScriptsPassOptionsThroughAndFitTheLauncher) {
+  for (const auto& [script, launcher] : kTrainScripts) {
+    TempDir dir;
+    write_fakes(dir.path(), "0\n");
+    const auto result = run_command(
+        sbatch(dir.path(), script, "configs/seed.ini --steps 20000 --resume none.h5 --threads 1"));
+    EXPECT_EQ(result.exit_code, 0) << script << ": " << result.output;
+    const std::string calls = read_text(dir.path() / "calls");
+    // The user's options reach dae_dist, and replace the script's own instead of doubling them.
+    EXPECT_NE(calls.find("--steps 20000"), std::string::npos) << calls;
+    EXPECT_EQ(calls.find("--resume auto"), std::string::npos) << calls;
+    EXPECT_EQ(testing::count_of(calls, "--threads"), 1u) << calls;
+    EXPECT_EQ(calls.find("--device cuda") != std::string::npos,
+              script.find("_gpu") != std::string::npos)
+        << script << ": " << calls;
+    if (launcher == "mpirun") {
+      EXPECT_NE(calls.find("mpirun -np 4 "), std::string::npos) << calls;
+      EXPECT_EQ(calls.find("--allow-run-as-root") != std::string::npos, getuid() == 0) << calls;
+    } else {
+      EXPECT_NE(calls.find("srun --mpi=pmix --kill-on-bad-exit=1 "), std::string::npos) << calls;
+      EXPECT_EQ(calls.find("--cpu-bind"), std::string::npos) << calls;
+    }
+  }
+  // The preemption code comes from include/dae/signals.hpp only: no script spells it out.
+  const auto literal = run_command(
+      "cd " + std::string(DAE_SOURCE_DIR) + " && sed 's/#.*//' slurm/train_*.sbatch "
+      "launch/job_control.sh launch/resume_loop.sh | grep -w " + std::to_string(kExitPreempted));
+  EXPECT_NE(literal.exit_code, 0) << literal.output;
+}
+
+TEST(Scripts, AStopThatReachedTheLauncherItselfStillCountsAsPreempted) {
+  // mpirun signalled directly (scancel signals every process, Ctrl-C the process group) exits 1
+  // after its ranks wrote the checkpoint and exited 75: rank 0's stop line decides.
+  for (const auto& [script, launcher] : kTrainScripts) {
+    TempDir dir;
+    write_fakes(dir.path(), "1\n", kStopLine);
+    const auto result = run_command(sbatch(dir.path(), script, "configs/seed.ini"));
+    EXPECT_EQ(result.exit_code, kExitPreempted) << script << ": " << result.output;
+    EXPECT_NE(read_text(dir.path() / "calls").find("scontrol requeue 4242"), std::string::npos);
+    EXPECT_NE(result.output.find("report this planned exit, not a failure"), std::string::npos)
+        << result.output;
+  }
+  // Without the stop line, an exit of 1 is a failure.
+  TempDir failed;
+  write_fakes(failed.path(), "1\n", "echo 'rank 1: data.h5: read failed'");
+  EXPECT_EQ(run_command(sbatch(failed.path(), "train_single_node.sbatch", "")).exit_code, 1);
+}
+
+TEST(Scripts, SigtermToTheBatchShellStopsTheRanksAndIsNotRequeued) {
+  for (const auto& [script, launcher] : kTrainScripts) {
+    TempDir dir;
+    // The launcher runs until the script forwards the stop to it (as SIGUSR1, which mpirun and
+    // srun pass to every rank), then writes a checkpoint and exits 1 without passing rank 0's
+    // stop line on, as mpirun does when scancel's SIGTERM reached it too: the checkpoint, newer
+    // than the signal, in the run-dir of the effective configuration, decides.
+    const std::string run = dir.file("run");
+    write_fakes(dir.path(), "1\n",
+                "echo '  run-dir            " + run + "'; sleep 20 & s=$!; trap 'kill $s; mkdir -p " +
+                    run + "/checkpoints; : > " + run + "/checkpoints/ckpt_00000040.h5; exit $rc' "
+                    "USR1; wait; exit 9");
+    const auto result = run_command(
+        "( " + sbatch(dir.path(), script, "configs/seed.ini") + " & job=$!; " +
+        "for i in $(seq 100); do [ -s " + (dir.path() / "calls").string() +
+        " ] && break; sleep 0.1; done; sleep 0.5; kill -TERM $job; wait $job; echo EXIT=$? )");
+    EXPECT_NE(result.output.find("EXIT=" + std::to_string(kExitPreempted)), std::string::npos)
+        << script << ": " << result.output;
+    EXPECT_NE(result.output.find("SIGTERM (scancel, or Slurm ending the job): checkpoint written"),
+              std::string::npos)
+        << result.output;
+    EXPECT_EQ(read_text(dir.path() / "calls").find("scontrol requeue"), std::string::npos)
+        << read_text(dir.path() / "calls");
   }
 }
 
@@ -195,6 +313,15 @@ TEST(Scripts, ResumeLoopRestartsWhileExitCodeIsSeventyFive) {
                                    ":$PATH bash " + DAE_SOURCE_DIR + "/launch/resume_loop.sh");
   EXPECT_EQ(gave_up.exit_code, 75) << gave_up.output;
   EXPECT_NE(gave_up.output.find("giving up"), std::string::npos) << gave_up.output;
+
+  // mpirun's own exit 1 after its ranks stopped at a checkpoint is a preemption too.
+  TempDir signalled;
+  write_fakes(signalled.path(), "1\n0\n", kStopLine);
+  const auto restarted = run_command("PATH=" + signalled.path().string() + ":$PATH bash " +
+                                     DAE_SOURCE_DIR + "/launch/resume_loop.sh");
+  EXPECT_EQ(restarted.exit_code, 0) << restarted.output;
+  EXPECT_EQ(testing::count_of(read_text(signalled.path() / "calls"), "mpirun "), 2u)
+      << restarted.output;
 }
 
 }  // namespace
