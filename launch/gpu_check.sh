@@ -68,11 +68,9 @@ when "$shared_ok" mpi_backend_2ranks mpi 2 "$DAE_BUILD/dae_dist" --config config
 # Slurm's per-task binding (--gpus-per-task=1): each rank sees one GPU, as cuda:0, and NCCL runs
 # between them; the log must name that layout.
 per_task() {
-  mpirun $(mpirun_flags 2) --bind-to none -np 1 -x CUDA_VISIBLE_DEVICES=0 "$DAE_BUILD/dae_dist" \
-      --config configs/gpu.ini --run-dir runs/gpu_per_task --steps 100 --backend nccl : \
-    -np 1 -x CUDA_VISIBLE_DEVICES=1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini \
-      --run-dir runs/gpu_per_task --steps 100 --backend nccl | tee /dev/stderr |
-    grep -q 'each rank sees one GPU; local rank 0 of 2 takes cuda:0'
+  mpi 2 bash -c 'CUDA_VISIBLE_DEVICES=$OMPI_COMM_WORLD_LOCAL_RANK exec "$@"' per_task \
+    "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir runs/gpu_per_task --steps 100 \
+    --backend nccl | tee /dev/stderr | grep -q 'each rank sees one GPU; local rank 0 of 2 takes cuda:0'
 }
 when "$two_gpus" per_task_layout per_task
 # Two ranks bound to the same GPU by CUDA_VISIBLE_DEVICES (--ntasks-per-gpu=2): without

@@ -139,7 +139,9 @@ TEST_F(Gpu, VisibleGpusAreNamedByDistinctIdentities) {
   const auto node = gather_node_gpus(world, ids);
   const GpuAssignment mine = assign_gpu(node, world.local_rank());
   EXPECT_EQ(mine.gpu, ids[static_cast<std::size_t>(mine.index)]);
-  if (gpus_ >= world.local_size()) EXPECT_TRUE(mine.sharing_with.empty()) << mine.layout;
+  if (gpus_ >= world.local_size()) {
+    EXPECT_TRUE(mine.sharing_with.empty()) << mine.layout;
+  }
 }
 
 TEST_F(Gpu, SelectGpuMakesItTheProcesssCurrentDevice) {
