@@ -103,7 +103,7 @@ nccl_stuck_peer() {
   kill -CONT "$pid" 2>/dev/null
   cat "$log/nccl_stuck_peer.out"
   [ "$code" = 0 ] || { echo "nccl_stuck_peer: the job did not end within 60 s"; kill "$job"; return 1; }
-  grep -q 'not complete after 10 s: no progress from the other ranks' "$log/nccl_stuck_peer.out"
+  grep -q 'no progress from the other ranks for 10 s (NCCL: ' "$log/nccl_stuck_peer.out"
 }
 stuck_reason=$two_gpus
 [ -z "$stuck_reason" ] && ! "$DAE_BUILD/dae_dist" --help 2>/dev/null | grep -q collective-timeout &&

@@ -184,9 +184,10 @@ class NcclCommunicator final : public Communicator {
             .count();
     if (waited < timeout_s_) return "";
     char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%.0f", timeout_s_);
-    return me + pending_.front().call + " not complete after " + seconds +
-           " s: no progress from the other ranks (collective-timeout)";
+    std::snprintf(seconds, sizeof seconds, "%g", timeout_s_);
+    // The wording of the MPI backend's collective timeout, with what NCCL was doing.
+    return "rank " + std::to_string(mpi_.rank()) + ": no progress from the other ranks for " +
+           seconds + " s (NCCL: " + pending_.front().call + " not complete; collective-timeout)";
   }
 
   const MpiComm& mpi_;
