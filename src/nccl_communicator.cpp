@@ -53,9 +53,9 @@ ncclDataType_t nccl_type_of(const torch::Tensor& tensor) {
 
 // Ends the job from the watchdog thread: the main thread may be blocked in a CUDA call that
 // never returns, so nothing can be thrown to it. MPI is initialised MPI_THREAD_FUNNELED, and
-// MPI_Abort from this thread is outside that contract; it is the last call this process makes,
-// and Open MPI's abort does not depend on the calling thread. The prefix is the program's name
-// as run_job prints it.
+// MPI_Abort from this thread is outside that contract; it is the last MPI call this process
+// makes, and should it not end the job, _Exit ends this rank and mpirun (or srun) the rest.
+// The prefix is the program's name as run_job prints it.
 [[noreturn]] void end_job(const std::string& message) {
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, message.c_str());
   std::fflush(stderr);
