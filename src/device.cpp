@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <sstream>
 
 #include "dae/error.hpp"
@@ -61,50 +62,44 @@ GpuAssignment assign_gpu(const std::vector<std::vector<std::string>>& visible, i
   return result;
 }
 
-namespace {
-
-// The node's ranks (those sharing memory), as its own communicator for the scope.
-class NodeComm {
- public:
-  explicit NodeComm(const MpiComm& world) {
-    DAE_CHECK_MPI(MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(),
-                                      MPI_INFO_NULL, &comm_));
-  }
-  ~NodeComm() { MPI_Comm_free(&comm_); }
-  NodeComm(const NodeComm&) = delete;
-  NodeComm& operator=(const NodeComm&) = delete;
-  MPI_Comm get() const { return comm_; }
-
- private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
-};
-
-}  // namespace
-
 std::vector<std::vector<std::string>> gather_node_gpus(const MpiComm& world,
                                                        const std::vector<std::string>& mine) {
-  const NodeComm node(world);
-  int ranks = 0;
-  DAE_CHECK_MPI(MPI_Comm_size(node.get(), &ranks));
-  // One string per rank, one identity per line (UUIDs and PCI ids have no newline).
+  // The node's ranks (those sharing memory) as an MpiComm, for its collectives with the job's
+  // collective timeout: MpiComm duplicates the split communicator, which is freed at once.
+  MPI_Comm split = MPI_COMM_NULL;
+  DAE_CHECK_MPI(
+      MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &split));
+  std::unique_ptr<MpiComm> node;
+  try {
+    node = std::make_unique<MpiComm>(split);
+  } catch (...) {
+    MPI_Comm_free(&split);
+    throw;
+  }
+  MPI_Comm_free(&split);
+  node->set_collective_timeout(world.collective_timeout());
+
+  // One block per rank, as long as the longest: each rank fills its own, zeros elsewhere, and a
+  // bitwise-or all-reduce gives every rank all of them. One identity per line (UUIDs and PCI
+  // addresses have no newline or NUL).
   std::string packed;
   for (const auto& id : mine) packed += id + "\n";
-  int length = static_cast<int>(packed.size());
-  std::vector<int> lengths(static_cast<std::size_t>(ranks)), offsets(lengths.size());
-  DAE_CHECK_MPI(MPI_Allgather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, node.get()));
-  int total = 0;
-  for (std::size_t i = 0; i < lengths.size(); ++i) {
-    offsets[i] = total;
-    total += lengths[i];
-  }
-  std::string all(static_cast<std::size_t>(total), '\0');
-  DAE_CHECK_MPI(MPI_Allgatherv(packed.data(), length, MPI_CHAR, all.data(), lengths.data(),
-                               offsets.data(), MPI_CHAR, node.get()));
-  std::vector<std::vector<std::string>> visible(lengths.size());
-  for (std::size_t i = 0; i < lengths.size(); ++i) {
-    std::istringstream lines(
-        all.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
-    for (std::string id; std::getline(lines, id);) visible[i].push_back(id);
+  int longest = static_cast<int>(packed.size());
+  node->all_reduce(&longest, 1, MPI_INT, MPI_MAX, "the node's GPU lists");
+  const auto block = static_cast<std::size_t>(longest);
+  const auto ranks = static_cast<std::size_t>(node->size());
+  std::vector<char> all(ranks * block, '\0');
+  std::copy(
+      packed.begin(), packed.end(),
+      all.begin() + static_cast<std::ptrdiff_t>(block * static_cast<std::size_t>(node->rank())));
+  if (!all.empty())
+    node->all_reduce(all.data(), static_cast<int>(all.size()), MPI_BYTE, MPI_BOR,
+                     "the node's GPU lists");
+  std::vector<std::vector<std::string>> visible(ranks);
+  for (std::size_t rank = 0; rank < ranks; ++rank) {
+    const std::string text(all.data() + rank * block, block);
+    std::istringstream lines(text.substr(0, text.find('\0')));
+    for (std::string id; std::getline(lines, id);) visible[rank].push_back(id);
   }
   return visible;
 }

@@ -26,8 +26,6 @@
 namespace {
 
 constexpr const char* kProgram = "dae_dist";
-// TODO(lead): config.collective_timeout_s once the faults issue's option is on main.
-constexpr double kNcclCollectiveTimeoutS = 0;
 
 // Ranks x threads should not exceed the node's cores: oversubscribed OpenMP threads spin and
 // slow every rank down.
@@ -265,7 +263,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     // CUDA call (set_up_device's order).
     const auto make_communicator = [&](const dae::DevicePlan& chosen) {
       return chosen.backend == "nccl"
-                 ? dae::make_nccl_communicator(world, chosen.device, kNcclCollectiveTimeoutS)
+                 ? dae::make_nccl_communicator(world, chosen.device, config.collective_timeout_s)
                  : std::make_unique<dae::MpiCommunicator>(world);
     };
     communicator = dae::set_up_device(plan, {dae::select_gpu, make_communicator});
