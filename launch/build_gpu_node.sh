@@ -6,14 +6,44 @@
 # launch/fetch_debs.sh elsewhere), unpacked into deps/prefix — never into /. The environment that
 # runs them (OPAL_PREFIX, PATH, LD_LIBRARY_PATH) is then written to deps/env.sh: source it before
 # running mpirun or the programs (launch/gpu_check.sh does).
-# Usage: launch/build_gpu_node.sh [extra cmake options]; PYTHON=... picks the interpreter.
+# Usage: launch/build_gpu_node.sh [--check-only] [extra cmake options]; PYTHON=... picks the
+# interpreter. --check-only stops after the checks of torch and the CUDA toolkit.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+check_only=0
+[ "${1:-}" = --check-only ] && { check_only=1; shift; }
 python=${PYTHON:-python3}
 torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)') ||
   { echo "build_gpu_node: $python has no torch; set PYTHON to the one that has" >&2; exit 1; }
-echo "build_gpu_node: LibTorch $("$python" -c 'import torch; print(torch.__version__)') at $torch_prefix"
+torch_version=$("$python" -c 'import torch; print(torch.__version__)')
+echo "build_gpu_node: LibTorch $torch_version at $torch_prefix"
+
+# find_package(Torch) of a CUDA wheel looks for a CUDA toolkit (nvcc, as CMake's CUDAToolkit
+# does: CUDACXX, PATH, CUDA_HOME / CUDA_PATH, /usr/local/cuda) and fails deep in Caffe2's CMake
+# without one; a toolkit of another major version than the wheel's CUDA builds against headers
+# that do not match the runtime the wheel loads. So check both first, in one line each.
+torch_cuda=$("$python" -c 'import torch; print(torch.version.cuda or "")')
+cuda_root=
+if [ -n "$torch_cuda" ]; then
+  nvcc=
+  for candidate in "${CUDACXX:-}" "$(command -v nvcc || true)" "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" \
+                   "${CUDA_PATH:+$CUDA_PATH/bin/nvcc}" "${DAE_CUDA_DEFAULT_ROOT:-/usr/local/cuda}/bin/nvcc"; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] && { nvcc=$candidate; break; }
+  done
+  [ -n "$nvcc" ] ||
+    { echo "build_gpu_node: torch $torch_version needs a CUDA ${torch_cuda%%.*} toolkit (nvcc) to build against, and none was found (load one, e.g. module load cuda/${torch_cuda%%.*}, or set CUDA_HOME)" >&2; exit 1; }
+  nvcc_cuda=$("$nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' | head -n 1)
+  [ -n "$nvcc_cuda" ] ||
+    { echo "build_gpu_node: $nvcc --version does not say which CUDA release it is" >&2; exit 1; }
+  [ "${nvcc_cuda%%.*}" = "${torch_cuda%%.*}" ] ||
+    { echo "build_gpu_node: torch $torch_version was built with CUDA $torch_cuda but $nvcc is CUDA $nvcc_cuda: load a CUDA ${torch_cuda%%.*} toolkit (module load cuda/${torch_cuda%%.*}, or set CUDA_HOME)" >&2; exit 1; }
+  cuda_root=$(cd "$(dirname "$nvcc")/.." && pwd)
+  echo "build_gpu_node: CUDA $nvcc_cuda toolkit at $cuda_root (torch's CUDA: $torch_cuda)"
+else
+  echo "build_gpu_node: torch $torch_version has no CUDA: building the CPU-only dae_dist"
+fi
+[ "$check_only" = 1 ] && exit 0
 
 prefix_path=$torch_prefix
 have_system_deps() {
@@ -82,6 +112,8 @@ fi
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+# The toolkit checked above is the one find_package(Torch) is to use.
+[ -n "$cuda_root" ] && cmake_extra+=(-DCUDAToolkit_ROOT="$cuda_root")
 cmake -S "$DAE_ROOT" -B "$DAE_BUILD" "${generator[@]}" -DCMAKE_PREFIX_PATH="$prefix_path" \
   -DDAE_WITH_NCCL=AUTO "${cmake_extra[@]}" "$@"
 cmake --build "$DAE_BUILD" -j "$(nproc)"

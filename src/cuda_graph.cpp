@@ -3,6 +3,7 @@
 
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -57,16 +58,20 @@ class CudaStepGraph final : public StepGraph {
 
  private:
   // Ends a capture that failed half-way: a stream left capturing makes every later CUDA call on it
-  // fail, and the job must still get to report the first error and shut down.
+  // fail, and the job must still get to report the first error and shut down. Called on the
+  // capture stream (the guard in run). Through LibTorch's wrappers only: capture_end ends the
+  // stream's capture (and throws for an invalidated one, after clearing CUDA's error state), and
+  // reset() releases the partial graph and its memory pool.
   void abandon_capture() {
-    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-    if (cudaStreamIsCapturing(stream_.stream(), &status) != cudaSuccess ||
-        status == cudaStreamCaptureStatusNone)
-      return;
-    cudaGraph_t partial = nullptr;
-    cudaStreamEndCapture(stream_.stream(), &partial);
-    if (partial != nullptr) cudaGraphDestroy(partial);
-    cudaGetLastError();  // the capture's error is reported by the exception, not kept sticky
+    try {
+      if (c10::cuda::currentStreamCaptureStatusMayInitCtx() != c10::cuda::CaptureStatus::None)
+        graph_.capture_end();
+    } catch (const std::exception&) {  // the capture's own error is the one reported
+    }
+    try {
+      graph_.reset();
+    } catch (const std::exception&) {
+    }
   }
 
   torch::Device device_;

@@ -16,6 +16,7 @@ constexpr const char* kCudaPlugin = "libdae_cuda.so";  // see CMakeLists.txt
 // Set by the plugin's static initialisers when it loads.
 NcclFactory nccl_factory = nullptr;
 StepGraphFactory step_graph_factory = nullptr;
+GpuRuntime gpu_runtime{nullptr, nullptr};
 std::string load_error = "CUDA support was not loaded";
 
 // The directory of the shared object this function is in (libdae_core.so): the plugin is built
@@ -54,25 +55,40 @@ bool nvidia_devices_present() {
          std::filesystem::exists("/dev/nvidiactl", ignored);
 }
 
-int usable_gpu_count(const std::string& device, const std::string& backend) {
-  if (!cuda_built() || device == "cpu") return 0;
-  if (device == "auto" && backend != "nccl" && !nvidia_devices_present()) return 0;
+std::vector<std::string> visible_gpus(const std::string& device, const std::string& backend) {
+  if (!cuda_built() || device == "cpu") return {};
+  if (device == "auto" && backend != "nccl" && !nvidia_devices_present()) return {};
   const std::string not_loaded = load_cuda_support();
   if (!not_loaded.empty())
     throw Error("device: " + device + ": CUDA support could not be loaded: " + not_loaded);
-  return static_cast<int>(torch::cuda::device_count());
+  DAE_CHECK(gpu_runtime.visible_gpus != nullptr, "device: the CUDA plugin did not register");
+  return gpu_runtime.visible_gpus();
+}
+
+int usable_gpu_count(const std::string& device, const std::string& backend) {
+  return static_cast<int>(visible_gpus(device, backend).size());
+}
+
+void select_gpu(torch::Device device) {
+  DAE_CHECK(device.is_cuda(), "select_gpu: " + device.str() + " is not a CUDA device");
+  if (gpu_runtime.select_gpu == nullptr)
+    throw Error("device: " + device.str() + ": CUDA support is not available: " + load_error);
+  gpu_runtime.select_gpu(device.index());
 }
 
 void register_nccl_factory(NcclFactory factory) { nccl_factory = factory; }
 
 void register_step_graph_factory(StepGraphFactory factory) { step_graph_factory = factory; }
 
-std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device) {
+void register_gpu_runtime(GpuRuntime runtime) { gpu_runtime = runtime; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device,
+                                                     double collective_timeout_s) {
   if (!nccl_built())
     throw Error("backend: nccl requested, but this dae_dist was built without NCCL");
   if (nccl_factory == nullptr)
     throw Error("backend: nccl is not available: " + load_error);
-  return nccl_factory(mpi, device);
+  return nccl_factory(mpi, device, collective_timeout_s);
 }
 
 std::unique_ptr<StepGraph> make_step_graph(torch::Device device) {

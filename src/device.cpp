@@ -1,5 +1,10 @@
 #include "dae/device.hpp"
 
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <sstream>
+
 #include "dae/error.hpp"
 
 namespace dae {
@@ -20,6 +25,85 @@ bool nccl_built() {
 #endif
 }
 
+GpuAssignment assign_gpu(const std::vector<std::vector<std::string>>& visible, int local_rank) {
+  DAE_CHECK(local_rank >= 0 && local_rank < static_cast<int>(visible.size()),
+            "assign_gpu: local rank " + std::to_string(local_rank) + " of " +
+                std::to_string(visible.size()));
+  // Each rank's pick, as an identity ("" for a rank that sees no GPU).
+  std::vector<std::string> picked(visible.size());
+  std::map<std::vector<std::string>, int> taken;  // how many ranks before took from this list
+  std::vector<int> index(visible.size(), -1);
+  for (std::size_t rank = 0; rank < visible.size(); ++rank) {
+    const auto& list = visible[rank];
+    if (list.empty()) continue;
+    const int position = taken[list]++;
+    index[rank] = position % static_cast<int>(list.size());
+    picked[rank] = list[static_cast<std::size_t>(index[rank])];
+  }
+
+  GpuAssignment result;
+  result.index = index[static_cast<std::size_t>(local_rank)];
+  result.gpu = picked[static_cast<std::size_t>(local_rank)];
+  for (std::size_t rank = 0; rank < visible.size(); ++rank)
+    if (static_cast<int>(rank) != local_rank && !result.gpu.empty() && picked[rank] == result.gpu)
+      result.sharing_with.push_back(static_cast<int>(rank));
+
+  const bool all_same = std::all_of(visible.begin(), visible.end(),
+                                    [&](const auto& list) { return list == visible.front(); });
+  const bool one_each = std::all_of(visible.begin(), visible.end(),
+                                    [](const auto& list) { return list.size() == 1; });
+  if (all_same)
+    result.layout =
+        "every rank on the node sees its " + std::to_string(visible.front().size()) + " GPUs";
+  else if (one_each)
+    result.layout = "each rank sees one GPU";
+  else
+    result.layout = "ranks on the node see different sets of GPUs";
+  return result;
+}
+
+std::vector<std::vector<std::string>> gather_node_gpus(const MpiComm& world,
+                                                       const std::vector<std::string>& mine) {
+  // The node's ranks (those sharing memory) as an MpiComm, for its collectives with the job's
+  // collective timeout: MpiComm duplicates the split communicator, which is freed at once.
+  MPI_Comm split = MPI_COMM_NULL;
+  DAE_CHECK_MPI(
+      MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &split));
+  std::unique_ptr<MpiComm> node;
+  try {
+    node = std::make_unique<MpiComm>(split);
+  } catch (...) {
+    MPI_Comm_free(&split);
+    throw;
+  }
+  MPI_Comm_free(&split);
+  node->set_collective_timeout(world.collective_timeout());
+
+  // One block per rank, as long as the longest: each rank fills its own, zeros elsewhere, and a
+  // bitwise-or all-reduce gives every rank all of them. One identity per line (UUIDs and PCI
+  // addresses have no newline or NUL).
+  std::string packed;
+  for (const auto& id : mine) packed += id + "\n";
+  int longest = static_cast<int>(packed.size());
+  node->all_reduce(&longest, 1, MPI_INT, MPI_MAX, "the node's GPU lists");
+  const auto block = static_cast<std::size_t>(longest);
+  const auto ranks = static_cast<std::size_t>(node->size());
+  std::vector<char> all(ranks * block, '\0');
+  std::copy(
+      packed.begin(), packed.end(),
+      all.begin() + static_cast<std::ptrdiff_t>(block * static_cast<std::size_t>(node->rank())));
+  if (!all.empty())
+    node->all_reduce(all.data(), static_cast<int>(all.size()), MPI_BYTE, MPI_BOR,
+                     "the node's GPU lists");
+  std::vector<std::vector<std::string>> visible(ranks);
+  for (std::size_t rank = 0; rank < ranks; ++rank) {
+    const std::string text(all.data() + rank * block, block);
+    std::istringstream lines(text.substr(0, text.find('\0')));
+    for (std::string id; std::getline(lines, id);) visible[rank].push_back(id);
+  }
+  return visible;
+}
+
 DevicePlan plan_device(const std::string& device, const std::string& backend, bool share_gpus,
                        const DeviceFacts& facts) {
   DAE_CHECK(device == "auto" || device == "cpu" || device == "cuda",
@@ -28,30 +112,37 @@ DevicePlan plan_device(const std::string& device, const std::string& backend, bo
             "config: backend: '" + backend + "' is not one of auto, mpi, nccl");
 
   DevicePlan plan;
-  const bool gpus_usable = facts.cuda_built && facts.gpus_on_node > 0;
   bool use_cuda = device == "cuda";
-  if (device == "auto") use_cuda = gpus_usable;
+  if (device == "auto") use_cuda = facts.cuda_built && facts.every_rank_has_gpu;
+  const GpuAssignment& gpu = facts.assignment;
   if (use_cuda) {
     DAE_CHECK(facts.cuda_built,
               std::string("device: cuda requested, but this dae_dist was built without CUDA (") +
                   kNoCudaReason + ")");
-    DAE_CHECK(facts.gpus_on_node > 0, "device: cuda requested, but no CUDA device is visible "
-                                      "on this node (check the driver and CUDA_VISIBLE_DEVICES)");
-    DAE_CHECK(facts.local_size <= facts.gpus_on_node || share_gpus,
-              "device: " + std::to_string(facts.local_size) + " ranks on this node but only " +
-                  std::to_string(facts.gpus_on_node) +
-                  " GPUs: start one rank per GPU, or allow it with --share-gpus");
-    plan.device = torch::Device(torch::kCUDA,
-                                static_cast<c10::DeviceIndex>(facts.local_rank % facts.gpus_on_node));
+    DAE_CHECK(facts.gpus_visible > 0 && gpu.index >= 0,
+              "device: cuda requested, but no CUDA device is visible to this process (check the "
+              "driver, CUDA_VISIBLE_DEVICES and the job's GPU request)");
+    if (!gpu.sharing_with.empty() && !share_gpus) {
+      std::string others;
+      for (const int rank : gpu.sharing_with)
+        others += (others.empty() ? "" : ", ") + std::to_string(rank);
+      throw Error("device: local rank " + std::to_string(facts.local_rank) + " and local rank" +
+                  (gpu.sharing_with.size() > 1 ? "s " : " ") + others + " would share GPU " +
+                  gpu.gpu + " (" + gpu.layout +
+                  "): give each rank its own GPU, or allow it with --share-gpus");
+    }
+    plan.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu.index));
   }
 
-  const bool shared = use_cuda && facts.local_size > facts.gpus_on_node;
+  const bool shared = use_cuda && facts.gpu_shared_in_job;
   if (backend == "nccl") {
-    DAE_CHECK(facts.nccl_built, "backend: nccl requested, but this dae_dist was built without "
-                                "NCCL (DAE_WITH_NCCL=OFF or NCCL not found)");
+    DAE_CHECK(facts.nccl_built,
+              "backend: nccl requested, but this dae_dist was built without "
+              "NCCL (DAE_WITH_NCCL=OFF or NCCL not found)");
     DAE_CHECK(use_cuda, "backend: nccl needs device = cuda (NCCL reduces GPU memory only)");
-    DAE_CHECK(!shared, "backend: nccl cannot run two ranks on one GPU; use backend = mpi with "
-                       "--share-gpus");
+    DAE_CHECK(!shared,
+              "backend: nccl cannot run two ranks on one GPU; use backend = mpi with "
+              "--share-gpus");
     plan.backend = "nccl";
   } else if (backend == "mpi") {
     plan.backend = "mpi";
@@ -60,18 +151,31 @@ DevicePlan plan_device(const std::string& device, const std::string& backend, bo
   }
 
   if (!use_cuda)
-    plan.reason = device == "cpu" ? "device = cpu requested"
-                  : !facts.cuda_built ? "this build has no CUDA"
-                                      : "no CUDA device on this node";
+    plan.reason = device == "cpu"           ? "device = cpu requested"
+                  : !facts.cuda_built       ? "this build has no CUDA"
+                  : facts.gpus_visible == 0 ? "no CUDA device visible to this process"
+                                            : "not every rank of the job sees a GPU";
   else
-    plan.reason = std::to_string(facts.gpus_on_node) + " GPUs on the node, rank " +
-                  std::to_string(facts.local_rank) + " of " + std::to_string(facts.local_size) +
-                  " on it";
+    plan.reason = gpu.layout + "; local rank " + std::to_string(facts.local_rank) + " of " +
+                  std::to_string(facts.local_size) + " takes cuda:" + std::to_string(gpu.index) +
+                  " (" + gpu.gpu + ")" + (gpu.sharing_with.empty() ? "" : ", shared");
   plan.reason += "; backend " + plan.backend +
                  (backend == "auto" ? (plan.backend == "nccl" ? " (GPU tensors, NCCL built)"
                                                               : " (NCCL not usable here)")
                                     : " requested");
+  // Under Slurm's cgroup device constraint a job that asked for no GPU sees none, though the
+  // node has them: auto would then train on the CPU without a word.
+  if (device == "auto" && facts.cuda_built && facts.nvidia_device_files && facts.gpus_visible == 0)
+    plan.warning =
+        "device = auto: this node has NVIDIA devices (/dev/nvidia*) but no GPU is "
+        "visible to this process, so it trains on the CPU; request GPUs for the job "
+        "(--gres=gpu:N or --gpus-per-task=1) and check CUDA_VISIBLE_DEVICES";
   return plan;
+}
+
+std::unique_ptr<Communicator> set_up_device(const DevicePlan& plan, const DeviceSetup& setup) {
+  if (plan.device.is_cuda()) setup.select_gpu(plan.device);
+  return setup.make_communicator(plan);
 }
 
 }  // namespace dae

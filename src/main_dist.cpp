@@ -237,15 +237,42 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   });
   dae::DevicePlan plan;
   std::unique_ptr<dae::Communicator> communicator;
+  // Each rank plans from the GPUs it sees and those its node's other ranks see (Slurm may bind
+  // all GPUs to every rank, one to each, or one to several); every rank takes part in the
+  // gathers and votes even where its own part failed, so that none is left waiting in them.
+  std::vector<std::string> gpus;
+  std::string gpu_error;
+  try {
+    gpus = dae::visible_gpus(config.device, config.backend);
+  } catch (const std::exception& error) {
+    gpu_error = dae::one_line(error);
+  }
+  dae::DeviceFacts facts{};
+  facts.assignment = dae::assign_gpu(dae::gather_node_gpus(world, gpus), world.local_rank());
+  facts.every_rank_has_gpu = dae::all_ranks_agree(world, !gpus.empty());
+  facts.gpu_shared_in_job = !dae::all_ranks_agree(world, facts.assignment.sharing_with.empty());
   dae::run_collectively(world, kProgram, [&] {
-    const dae::DeviceFacts facts{dae::cuda_built(), dae::nccl_built(),
-                                 dae::usable_gpu_count(config.device, config.backend),
-                                 world.local_rank(), world.local_size()};
+    if (!gpu_error.empty()) throw dae::Error(gpu_error);
+    facts.cuda_built = dae::cuda_built();
+    facts.nccl_built = dae::nccl_built();
+    facts.gpus_visible = static_cast<int>(gpus.size());
+    facts.nvidia_device_files = dae::nvidia_devices_present();
+    facts.local_rank = world.local_rank();
+    facts.local_size = world.local_size();
     plan = dae::plan_device(config.device, config.backend, config.share_gpus, facts);
-    communicator = plan.backend == "nccl" ? dae::make_nccl_communicator(world, plan.device)
-                                          : std::make_unique<dae::MpiCommunicator>(world);
+    // The device is set for the whole process before the communicator, the model or any other
+    // CUDA call (set_up_device's order).
+    const auto make_communicator = [&](const dae::DevicePlan& chosen) {
+      return chosen.backend == "nccl"
+                 ? dae::make_nccl_communicator(world, chosen.device, config.collective_timeout_s)
+                 : std::make_unique<dae::MpiCommunicator>(world);
+    };
+    communicator = dae::set_up_device(plan, {dae::select_gpu, make_communicator});
   });
   dae::Communicator& comm = *communicator;
+  if (!plan.warning.empty() && world.local_rank() == 0)  // once per node
+    std::fprintf(stderr, "%s: warning: rank %d: %s\n", kProgram, world.rank(),
+                 plan.warning.c_str());
   if (world.rank() == 0)
     std::printf("device: %s, backend %s (%s)\n", plan.device.str().c_str(), comm.name(),
                 plan.reason.c_str());

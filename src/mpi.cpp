@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <thread>
 #include <memory>
@@ -185,6 +186,13 @@ bool all_ranks_agree(const MpiComm& comm, bool ok) {
 
 int run_job(const std::string& program, int argc, char** argv,
             const std::function<int(MpiComm& world)>& job) {
+  // Before MPI, and later NCCL, open the InfiniBand verbs library: memory registered for RDMA is
+  // shared copy-on-write with a fork()ed child, and the parent's registered pages can be
+  // corrupted unless verbs marks them MADV_DONTFORK, which these variables ask for. The job
+  // forks after CUDA and NCCL set-up: h5.cpp probes each data or checkpoint file in a child
+  // (resume and evaluation open files after ncclCommInitRank). A user's own setting is kept.
+  setenv("RDMAV_FORK_SAFE", "1", 0);
+  setenv("IBV_FORK_SAFE", "1", 0);
   std::unique_ptr<MpiSession> session;
   std::unique_ptr<MpiComm> world_comm;
   try {

@@ -165,6 +165,19 @@ TEST_F(Dist, AFailingRankEndsTheWholeJobInsteadOfHanging) {
       << result.output;
 }
 
+// The failing rank holds a resource whose normal release is collective (as ncclCommDestroy is):
+// unwinding must abort it, or that rank waits in the release while the others wait in the
+// all-reduce, and nobody reaches MPI_Abort.
+TEST_F(Dist, AFailingRankAbortsRatherThanReleasesCollectiveResourcesWhileUnwinding) {
+  const auto result = run_command("timeout 60 " + testing::mpirun(2) + " " +
+                                  std::string(DAE_FAULT_PROBE_BIN) + " --collective-teardown");
+  EXPECT_NE(result.exit_code, 124) << "the job hung until timeout killed it";
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_LT(result.seconds, 30);
+  EXPECT_EQ(count_of(result.output, "fault_probe: rank 1: injected failure at step 3"), 1u)
+      << result.output;
+}
+
 TEST_F(Dist, TrainsAndWritesSummary) {
   const auto result = dist(2, "--data " + dir.file("data.h5") + " --run-dir " + dir.file("run") +
                                   " --steps 30 --batch-size 10 --log-every 10 --eval-noise 0,0.5");

@@ -4,7 +4,12 @@
 // this build or node has no GPU, and NCCL's error path is checked everywhere.
 #include <gtest/gtest.h>
 
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <chrono>
 #include <cmath>
+#include <set>
+#include <thread>
 
 #include "dae/checkpoint.hpp"
 #include "dae/cuda_support.hpp"
@@ -24,6 +29,10 @@ namespace {
 using testing::relative_difference;
 using testing::twin_models;
 
+// The NCCL watchdog's collective timeout in these tests: far above any collective's time here,
+// so that only a real hang ends the test binary.
+constexpr double kTimeoutS = 120;
+
 class Gpu : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -38,7 +47,8 @@ class Gpu : public ::testing::Test {
   }
   // NCCL where every rank has a GPU of its own, else the MPI backend on GPU tensors.
   std::unique_ptr<Communicator> gpu_communicator() const {
-    if (all_ranks_agree(world, nccl_possible())) return make_nccl_communicator(world, my_gpu());
+    if (all_ranks_agree(world, nccl_possible()))
+      return make_nccl_communicator(world, my_gpu(), kTimeoutS);
     return std::make_unique<MpiCommunicator>(world);
   }
   MpiComm world{MPI_COMM_WORLD};
@@ -109,16 +119,80 @@ class DeterministicCudnn {
 
 TEST_F(Gpu, NcclNeedsACudaDevice) {
   try {
-    make_nccl_communicator(world, torch::kCPU);
+    make_nccl_communicator(world, torch::kCPU, kTimeoutS);
     FAIL() << "expected an error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("nccl"), std::string::npos) << error.what();
   }
 }
 
+TEST_F(Gpu, VisibleGpusAreNamedByDistinctIdentities) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const std::vector<std::string> ids = visible_gpus("cuda", "auto");
+  ASSERT_EQ(static_cast<int>(ids.size()), gpus_);
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+  for (const auto& id : ids)
+    EXPECT_TRUE(id.rfind("GPU-", 0) == 0 || id.rfind("MIG-", 0) == 0 || id.rfind("pci-", 0) == 0)
+        << id;
+  // The node's plan from the real identities: where every rank sees all GPUs and there are
+  // enough, every rank takes another one.
+  const auto node = gather_node_gpus(world, ids);
+  const GpuAssignment mine = assign_gpu(node, world.local_rank());
+  EXPECT_EQ(mine.gpu, ids[static_cast<std::size_t>(mine.index)]);
+  if (gpus_ >= world.local_size()) {
+    EXPECT_TRUE(mine.sharing_with.empty()) << mine.layout;
+  }
+}
+
+TEST_F(Gpu, SelectGpuMakesItTheProcesssCurrentDevice) {
+  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+  for (int index = gpus_ - 1; index >= 0; --index) {
+    select_gpu(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
+    EXPECT_EQ(cuda.getDevice().index(), index);
+  }
+  select_gpu(my_gpu());
+}
+
+// A rank whose NCCL communicator is destroyed by an exception's unwinding must abort it, not
+// wait in ncclCommDestroy (collective) for peers that are elsewhere: here rank 1 unwinds while
+// the others wait in MPI_Barrier for it; destroying, it would never reach the barrier.
+TEST_F(Gpu, NcclCommunicatorIsAbortedNotDestroyedWhileUnwinding) {
+  if (world.size() < 2 || !all_ranks_agree(world, nccl_possible()))
+    GTEST_SKIP() << "needs two ranks with a GPU each";
+  const auto start = std::chrono::steady_clock::now();
+  auto comm = make_nccl_communicator(world, my_gpu(), kTimeoutS);
+  torch::Tensor values = torch::ones({1024}, torch::TensorOptions().device(my_gpu()));
+  comm->all_reduce_sum(values);
+  EXPECT_EQ(values.cpu()[0].item<float>(), static_cast<float>(world.size()));
+  auto fail_holding = [&] {
+    try {
+      const auto held = std::move(comm);
+      throw Error("a failure on this rank only");
+    } catch (const Error&) {
+    }
+  };
+  if (world.rank() == 1) fail_holding();
+  MPI_Barrier(world.get());
+  if (world.rank() != 1) fail_holding();  // its peer is gone: this one aborts too
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30);
+}
+
+// The watchdog polls while collectives are pending and after they are done: a healthy
+// communicator with a short timeout is left alone (a false alarm would end this process).
+TEST_F(Gpu, NcclWatchdogLeavesAHealthyCommunicatorAlone) {
+  if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
+  const auto comm = make_nccl_communicator(world, my_gpu(), 2);
+  torch::Tensor values = torch::ones({26450}, torch::TensorOptions().device(my_gpu()));
+  for (int i = 0; i < 50; ++i) comm->all_reduce_mean(values);
+  EXPECT_TRUE(values.cpu().equal(torch::ones({26450})));
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // past the timeout, nothing pending
+  comm->barrier();
+}
+
 TEST_F(Gpu, NcclAllReduceEqualsMpiAllReduce) {
   if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
-  const auto nccl = make_nccl_communicator(world, my_gpu());
+  const auto nccl = make_nccl_communicator(world, my_gpu(), kTimeoutS);
   MpiCommunicator mpi(world);
   torch::manual_seed(100 + world.rank());
   const torch::Tensor values = torch::randn({26450});
@@ -171,7 +245,7 @@ TEST_F(Gpu, OneTrainingStepOnTheGpuMatchesTheCpu) {
 
 TEST_F(Gpu, CudaGraphReplaysGiveTheEagerSteps) {
   if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "CUDA graphs need NCCL here";
-  const auto comm = make_nccl_communicator(world, my_gpu());
+  const auto comm = make_nccl_communicator(world, my_gpu(), kTimeoutS);
   const DeterministicCudnn deterministic;
   Config eager_config = gpu_run(10, 64);
   eager_config.lr_warmup = 20;  // the rate still changes at every replay

@@ -1,10 +1,12 @@
 // defines: dae::load_cuda_support (LibTorch's CUDA library and the NCCL backend, loaded only where
-//          GPUs may be used), dae::nvidia_devices_present, dae::register_nccl_factory,
-//          dae::register_step_graph_factory
+//          GPUs may be used), dae::nvidia_devices_present, dae::visible_gpus, dae::select_gpu,
+//          dae::register_nccl_factory, dae::register_step_graph_factory,
+//          dae::register_gpu_runtime
 #pragma once
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dae/communicator.hpp"
 #include "dae/cuda_graph.hpp"
@@ -30,12 +32,27 @@ bool nvidia_devices_present();
 // nccl, or auto on a node with NVIDIA devices. 0, without loading anything, otherwise (device =
 // cpu, a build without CUDA). Throws dae::Error when CUDA support is needed and does not load.
 int usable_gpu_count(const std::string& device, const std::string& backend);
+// The same devices, by identity (the GPU's UUID, as nvidia-smi -L shows it), in CUDA index order:
+// what device planning compares between the ranks of a node (assign_gpu in device.hpp).
+std::vector<std::string> visible_gpus(const std::string& device, const std::string& backend);
+
+// Makes `device` the process's current CUDA device (c10::cuda::set_device). Throws dae::Error
+// when CUDA support is not loaded.
+void select_gpu(torch::Device device);
 
 // How the plugin hands its NCCL communicator to make_nccl_communicator (nccl_communicator.hpp).
-using NcclFactory = std::unique_ptr<Communicator> (*)(const MpiComm& mpi, torch::Device device);
+using NcclFactory = std::unique_ptr<Communicator> (*)(const MpiComm& mpi, torch::Device device,
+                                                      double collective_timeout_s);
 void register_nccl_factory(NcclFactory factory);
 // How the plugin hands its CUDA graph to make_step_graph (cuda_graph.hpp).
 using StepGraphFactory = std::unique_ptr<StepGraph> (*)(torch::Device device);
 void register_step_graph_factory(StepGraphFactory factory);
+// How the plugin answers visible_gpus and select_gpu, through LibTorch's CUDA runtime: dae_core
+// never calls the CUDA runtime itself.
+struct GpuRuntime {
+  std::vector<std::string> (*visible_gpus)();
+  void (*select_gpu)(int index);
+};
+void register_gpu_runtime(GpuRuntime runtime);
 
 }  // namespace dae

@@ -14,6 +14,18 @@ namespace dae {
 // Throws dae::Error when this build has no NCCL (see nccl_built()), when CUDA support is not
 // loaded (load_cuda_support in cuda_support.hpp) or when NCCL fails. Defined in dae_core; the
 // communicator itself comes from the CUDA plugin.
-std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device);
+//
+// NCCL reports a failed peer or network only asynchronously, and a collective whose peer has
+// stopped never completes: the host would block in the next read of a GPU result for ever. So a
+// watchdog thread polls ncclCommGetAsyncError and the completion of each collective; on an
+// asynchronous error, or a collective not done after `collective_timeout_s` seconds (0: no
+// limit), it aborts the communicator (ncclCommAbort), prints "program: rank r: NCCL: ..." and
+// ends the job (MPI_Abort). Collectives replayed inside a CUDA graph are covered by the error
+// poll only: the communicator does not see their launches.
+// Destroyed normally, the communicator is destroyed collectively (ncclCommDestroy); destroyed
+// while an exception unwinds the stack, or after a failed call, it is aborted instead: a rank
+// that fails alone must not wait in a collective teardown its peers never join.
+std::unique_ptr<Communicator> make_nccl_communicator(const MpiComm& mpi, torch::Device device,
+                                                     double collective_timeout_s);
 
 }  // namespace dae
