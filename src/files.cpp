@@ -50,10 +50,12 @@ void write_file_durably(const std::string& path, const void* bytes, std::size_t 
   const std::string directory =
       final_path.has_parent_path() ? final_path.parent_path().string() : ".";
   // Hidden and unique: a listing of checkpoints or outputs never sees it under a final name.
-  const std::string temporary = (std::filesystem::path(directory) /
-                                 ("." + final_path.filename().string() + ".tmp." +
-                                  std::to_string(::getpid())))
-                                    .string();
+  // (Appended piece by piece: a `"." + string` temporary trips GCC 12's -Wstringop-overflow.)
+  std::string hidden = ".";
+  hidden += final_path.filename().string();
+  hidden += ".tmp.";
+  hidden += std::to_string(::getpid());
+  const std::string temporary = (std::filesystem::path(directory) / hidden).string();
   const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path + ": cannot create (" + reason() + ")");
   bool ok = write_all(fd, static_cast<const char*>(bytes), size) && ::fsync(fd) == 0;
