@@ -83,9 +83,11 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("model", po::value(&config.model)->default_value(defaults.model),
        "conv (the seed's network) | mlp (fully connected, 784-16-784)")
       ("init", po::value(&config.init)->default_value(defaults.init),
-       "initial weights: xavier (Glorot uniform, zero biases: the seed's) | torch (LibTorch's)")
+       "initial weights: xavier (Glorot uniform) | truncated-normal (N(0, 0.1^2) cut at 2 "
+       "standard deviations: the seed's TensorFlow tutorial helpers) | torch (LibTorch's)")
       ("init-bias", po::value(&config.init_bias)->default_value(defaults.init_bias),
-       "with init = xavier: the biases' initial value (0.1 keeps ReLU units active early on)")
+       "with init = xavier or truncated-normal: the biases' initial value (the seed's helpers: "
+       "0.1, which keeps ReLU units active early on)")
       ("noise-type", po::value(&config.noise_type)->default_value(defaults.noise_type),
        "gaussian: x + c*N(0,1) | salt-pepper: a fraction c of pixels set to 0 or 1 | "
        "mask: a fraction c of pixels blanked (c = 0.67 keeps a third)")
@@ -178,8 +180,8 @@ void validate(const Config& config) {
           "eval-only: needs --resume auto or --resume PATH (the checkpoint to evaluate)");
   require(config.model == "conv" || config.model == "mlp",
           "model: '" + config.model + "' is not one of conv, mlp");
-  require(config.init == "xavier" || config.init == "torch",
-          "init: '" + config.init + "' is not one of xavier, torch");
+  require(config.init == "xavier" || config.init == "truncated-normal" || config.init == "torch",
+          "init: '" + config.init + "' is not one of xavier, truncated-normal, torch");
   const auto& type = config.noise_type;
   require(type == "gaussian" || type == "salt-pepper" || type == "mask",
           "noise-type: '" + type + "' is not one of gaussian, salt-pepper, mask");

@@ -71,6 +71,24 @@ void init_xavier(torch::nn::Module& module, double bias) {
   }
 }
 
+void init_truncated_normal(torch::nn::Module& module, double stddev, double bias) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    torch::Tensor value = item.value();
+    if (value.dim() <= 1) {
+      value.fill_(bias);
+      continue;
+    }
+    // tf.truncated_normal draws again every value beyond two standard deviations.
+    value.normal_(0.0, stddev);
+    for (torch::Tensor outside = value.abs() > 2 * stddev; outside.any().item<bool>();
+         outside = value.abs() > 2 * stddev)
+      value.masked_scatter_(outside, torch::randn({outside.sum().item<std::int64_t>()},
+                                                  value.options()) *
+                                         stddev);
+  }
+}
+
 ModelPtr make_model(const Config& config) {
   ModelPtr model;
   if (config.model == "conv")
@@ -80,6 +98,8 @@ ModelPtr make_model(const Config& config) {
   else
     throw Error("config: model: '" + config.model + "' is not one of conv, mlp");
   if (config.init == "xavier") init_xavier(*model, config.init_bias);
+  if (config.init == "truncated-normal")
+    init_truncated_normal(*model, kSeedWeightStddev, config.init_bias);
   return model;
 }
 

@@ -1,6 +1,7 @@
 // The seed network's geometry and size.
 #include <gtest/gtest.h>
 
+#include "dae/config.hpp"
 #include "dae/model.hpp"
 
 namespace dae {
@@ -34,6 +35,28 @@ TEST(ConvDae, OutputActivationIsApplied) {
   EXPECT_LT(squashed.max().item<float>(), 1.0f);
   // Without an activation a random network produces negative pixels somewhere.
   EXPECT_LT(none->forward(images).min().item<float>(), 0.0f);
+}
+
+TEST(ConvDae, TruncatedNormalInitIsTheSeedsTensorFlowHelpers) {
+  torch::manual_seed(4);
+  Config config;
+  config.init = "truncated-normal";
+  config.init_bias = 0.1;
+  const ModelPtr model = make_model(config);
+  std::vector<torch::Tensor> weights;
+  for (const auto& item : model->named_parameters()) {
+    if (item.value().dim() > 1)
+      weights.push_back(item.value().flatten());
+    else
+      EXPECT_TRUE(item.value().eq(0.1f).all().item<bool>()) << item.key();
+  }
+  const torch::Tensor all = torch::cat(weights);
+  // Every value within two standard deviations, none dropped to the bound, and the spread of a
+  // normal truncated there: 0.1 * 0.8796.
+  EXPECT_LE(all.abs().max().item<float>(), 0.2f);
+  EXPECT_GT(all.abs().max().item<float>(), 0.19f);
+  EXPECT_NEAR(all.std().item<float>(), 0.08796f, 0.002f);
+  EXPECT_NEAR(all.mean().item<float>(), 0.0f, 0.002f);
 }
 
 }  // namespace

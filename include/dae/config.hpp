@@ -35,8 +35,8 @@ struct Config {
   std::string precision = "fp32";        // fp32 | bf16
   bool cuda_graph = false;               // capture each GPU step in a CUDA graph (NCCL backend)
   std::string model = "conv";            // conv (the seed's) | mlp (fully connected, same size)
-  std::string init = "xavier";           // xavier (the seed's TensorFlow layers) | torch
-  double init_bias = 0.0;                // xavier: initial biases; > 0 keeps ReLUs alive early
+  std::string init = "xavier";           // xavier | truncated-normal (the seed's) | torch
+  double init_bias = 0.0;                // xavier, truncated-normal: initial biases
   // The seed's ReLU output can die (all outputs 0, loss stuck at mean(x^2)) under Adam at lr 0.01;
   // a linear output trains reliably, so it is the default and configs/seed.ini asks for relu.
   std::string output_activation = "none";  // relu (the seed's) | sigmoid | none

@@ -58,6 +58,12 @@ ModelPtr make_model(const Config& config);
 // TensorFlow layers the seed was written with; PyTorch's default draws smaller weights).
 void init_xavier(torch::nn::Module& module, double bias = 0.0);
 
+// The seed's most likely initialisation (README, "The seed's initialisation"): the TensorFlow
+// tutorials of its time drew weights from tf.truncated_normal(stddev=0.1) — N(0, stddev^2), values
+// beyond 2 stddev drawn again — and set biases with tf.constant(0.1).
+inline constexpr double kSeedWeightStddev = 0.1;
+void init_truncated_normal(torch::nn::Module& module, double stddev, double bias);
+
 std::int64_t count_parameters(torch::nn::Module& module);
 
 }  // namespace dae
