@@ -120,6 +120,27 @@ std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& co
   return metrics;
 }
 
+std::vector<DeadChannels> dead_channels_on_test_set(Denoiser& model, Communicator& comm,
+                                                    const Config& config) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device = device_of(model);
+  const auto total = static_cast<std::int64_t>(count_rows(config.data, "test"));
+  const std::int64_t blocks = (total + config.eval_batch - 1) / config.eval_batch;
+  std::vector<DeadChannels> layout;
+  // How many blocks each channel was alive in, summed over ranks: dead where that is 0.
+  torch::Tensor alive =
+      channel_peaks(model, torch::zeros({1, 1, kImageSide, kImageSide}, device), &layout).zero_();
+  for (std::int64_t block = comm.rank(); block < blocks; block += comm.size()) {
+    const std::int64_t first = block * config.eval_batch;
+    const std::int64_t rows = std::min(config.eval_batch, total - first);
+    const Shard part = Shard::read(config.data, "test", static_cast<std::uint64_t>(first),
+                                   static_cast<std::uint64_t>(rows));
+    alive.add_(channel_peaks(model, to_unit_float(part.images.to(device))).gt(0).to(torch::kFloat32));
+  }
+  comm.all_reduce_sum(alive);
+  return dead_channels(alive, std::move(layout));
+}
+
 Evaluator::Evaluator(const Config& config, Communicator& comm, bool continue_history)
     : config_(config),
       comm_(comm),
@@ -128,10 +149,17 @@ Evaluator::Evaluator(const Config& config, Communicator& comm, bool continue_his
 
 std::vector<NoiseMetrics> Evaluator::evaluate(Denoiser& model, const TrainState& state) {
   const std::vector<NoiseMetrics> metrics = evaluate_noise_sweep(model, comm_, config_);
+  dead_ = dead_channels_on_test_set(model, comm_, config_);
   if (comm_.rank() == 0) {
     if (!history_loaded_) load_history(state.step);
     history_loaded_ = true;
-    for (const NoiseMetrics& level : metrics) history_.push_back({state.step, level});
+    for (const NoiseMetrics& level : metrics)
+      history_.push_back({state.step, level, total_dead(dead_)});
+    if (total_dead(dead_) > 0)
+      std::fprintf(stderr,
+                   "dae_dist: warning: step %lld: dead ReLU channels on the clean test set (0 for "
+                   "every image): %s\n",
+                   static_cast<long long>(state.step), describe_dead(dead_).c_str());
   }
   // Rank 0 writes; a failure there (disk full) must end every rank, not leave them waiting.
   torch::Tensor failed = torch::zeros({1}, torch::kFloat64).to(device_of(model));
@@ -160,18 +188,20 @@ void Evaluator::load_history(std::int64_t before_step) {
   std::getline(in, line);  // header
   while (std::getline(in, line)) {
     std::istringstream fields(line);
-    std::string step, type, noise, mse, psnr, ssim, images;
+    std::string step, type, noise, mse, psnr, ssim, images, dead = "-1";
     if (!std::getline(fields, step, ',') || !std::getline(fields, type, ',') ||
         !std::getline(fields, noise, ',') || !std::getline(fields, mse, ',') ||
         !std::getline(fields, psnr, ',') || !std::getline(fields, ssim, ',') ||
         !std::getline(fields, images, ','))
       continue;
+    std::getline(fields, dead, ',');  // absent in files of older versions
     try {
       // Rows from steps after the one we resumed at belong to a timeline this run abandoned.
       if (type != config_.noise_type || std::stoll(step) >= before_step) continue;
       history_.push_back({std::stoll(step),
                           {std::stod(noise), std::stod(mse), std::stod(psnr), std::stod(ssim),
-                           std::stoll(images)}});
+                           std::stoll(images)},
+                          std::stoll(dead)});
     } catch (const std::exception&) {
       continue;  // a malformed line is dropped, not fatal: the file is our own log
     }
@@ -194,6 +224,9 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
       tensorboard_->scalar("test_psnr" + level, row.step, row.metrics.psnr);
       tensorboard_->scalar("test_ssim" + level, row.step, row.metrics.ssim);
     }
+    for (const auto& layer : dead_)
+      tensorboard_->scalar("test_dead_channels/" + layer.layer, state.step,
+                           static_cast<double>(layer.dead));
     tensorboard_->flush();
   }
 
@@ -221,7 +254,8 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
                   row.metrics.psnr, row.metrics.ssim, static_cast<long long>(row.metrics.images));
     html << cells;
   }
-  html << "</table>\n<h2>Loss</h2>\n<img src=\"loss.png\" alt=\"loss curve\">\n"
+  html << "</table>\n<p>Dead ReLU channels (0 for every clean test image) at step " << state.step
+       << ": " << html_escape(describe_dead(dead_)) << "</p>\n<h2>Loss</h2>\n<img src=\"loss.png\" alt=\"loss curve\">\n"
        << "<h2>Denoising: rows clean, noisy, denoised</h2>\n" << grids
        << "<h2>Code layer</h2>\n<p>Each row one test digit, each cell one channel of the code, "
           "scaled to the digit's largest activation.</p>\n"
@@ -275,13 +309,15 @@ void Evaluator::write_code_layer(Denoiser& model) {
 
 void Evaluator::write_tables() {
   std::ostringstream csv;
-  csv << "step,noise_type,noise,mse,psnr,ssim,images\n";
-  std::vector<std::int64_t> steps, images;
+  csv << "step,noise_type,noise,mse,psnr,ssim,images,dead_channels\n";
+  std::vector<std::int64_t> steps, images, dead;
   std::vector<double> noise, mse, psnr, ssim;
   for (const Row& row : history_) {
     csv << row.step << "," << config_.noise_type << "," << json_number(row.metrics.noise) << ","
         << json_number(row.metrics.mse) << "," << json_number(row.metrics.psnr) << ","
-        << json_number(row.metrics.ssim) << "," << row.metrics.images << "\n";
+        << json_number(row.metrics.ssim) << "," << row.metrics.images << ","
+        << row.dead_channels << "\n";
+    dead.push_back(row.dead_channels);
     steps.push_back(row.step);
     images.push_back(row.metrics.images);
     noise.push_back(row.metrics.noise);
@@ -302,6 +338,7 @@ void Evaluator::write_tables() {
   file.write<double>("/psnr", dims, psnr.data());
   file.write<double>("/ssim", dims, ssim.data());
   file.write<std::int64_t>("/images", dims, images.data());
+  file.write<std::int64_t>("/dead_channels", dims, dead.data());
   file.write_attribute("/", "noise_type", config_.noise_type);
   const std::vector<std::uint8_t> bytes = file.image();
   file.close();

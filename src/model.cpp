@@ -48,6 +48,16 @@ torch::Tensor ConvDaeImpl::decode(const torch::Tensor& code) {
   return activate_output(decoder2(torch::relu(decoder1(code))));
 }
 
+std::vector<ReluLayer> ConvDaeImpl::relu_layers(const torch::Tensor& images) {
+  std::vector<ReluLayer> layers;
+  layers.push_back({"encoder1", torch::relu(encoder1(images))});
+  layers.push_back({"encoder2", torch::relu(encoder2(layers.back().activation))});
+  layers.push_back({"decoder1", torch::relu(decoder1(layers.back().activation))});
+  if (output_activation == "relu")
+    layers.push_back({"output", torch::relu(decoder2(layers.back().activation))});
+  return layers;
+}
+
 MlpDaeImpl::MlpDaeImpl(const std::string& activation) : Denoiser(activation) {
   encoder = register_module("encoder", torch::nn::Linear(kPixels, kMlpCode));
   decoder = register_module("decoder", torch::nn::Linear(kMlpCode, kPixels));
@@ -59,6 +69,14 @@ torch::Tensor MlpDaeImpl::encode(const torch::Tensor& images) {
 
 torch::Tensor MlpDaeImpl::decode(const torch::Tensor& code) {
   return activate_output(decoder(code)).view({-1, 1, 28, 28});
+}
+
+std::vector<ReluLayer> MlpDaeImpl::relu_layers(const torch::Tensor& images) {
+  std::vector<ReluLayer> layers;
+  layers.push_back({"encoder", torch::relu(encoder(images.flatten(1)))});
+  if (output_activation == "relu")
+    layers.push_back({"output", torch::relu(decoder(layers.back().activation))});
+  return layers;
 }
 
 void init_xavier(torch::nn::Module& module, double bias) {
@@ -107,6 +125,44 @@ std::int64_t count_parameters(torch::nn::Module& module) {
   std::int64_t total = 0;
   for (const auto& parameter : module.parameters()) total += parameter.numel();
   return total;
+}
+
+torch::Tensor channel_peaks(Denoiser& model, const torch::Tensor& images,
+                            std::vector<DeadChannels>* layout) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> peaks;
+  if (layout != nullptr) layout->clear();
+  for (const ReluLayer& layer : model.relu_layers(images)) {
+    // [B, C, ...] -> [C]: the channel's largest output anywhere in the batch.
+    peaks.push_back(layer.activation.transpose(0, 1).flatten(1).amax(1).to(torch::kFloat32));
+    if (layout != nullptr) layout->push_back({layer.name, 0, layer.activation.size(1)});
+  }
+  return torch::cat(peaks);
+}
+
+std::vector<DeadChannels> dead_channels(const torch::Tensor& peaks,
+                                        std::vector<DeadChannels> layout) {
+  const torch::Tensor dead = peaks.cpu().le(0);
+  std::int64_t first = 0;
+  for (DeadChannels& layer : layout) {
+    layer.dead = dead.narrow(0, first, layer.channels).sum().item<std::int64_t>();
+    first += layer.channels;
+  }
+  return layout;
+}
+
+std::int64_t total_dead(const std::vector<DeadChannels>& layers) {
+  std::int64_t dead = 0;
+  for (const auto& layer : layers) dead += layer.dead;
+  return dead;
+}
+
+std::string describe_dead(const std::vector<DeadChannels>& layers) {
+  std::string text;
+  for (const auto& layer : layers)
+    text += (text.empty() ? "" : ", ") + layer.layer + " " + std::to_string(layer.dead) + "/" +
+            std::to_string(layer.channels);
+  return text;
 }
 
 }  // namespace dae

@@ -307,13 +307,29 @@ FitResult Trainer::fit() {
         const double done = static_cast<double>(state_.step - first_step);
         const double rate = done * samples_per_step / elapsed;
         const double eta = elapsed / done * static_cast<double>(config_.steps - state_.step);
-        std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s\n",
+        // From this batch alone (one forward every log_every steps): cheap, and a unit dead
+        // here is 0 for 50 images at once, which the test set confirms at each evaluation.
+        std::vector<DeadChannels> layout;
+        const torch::Tensor peaks = channel_peaks(*model_, noisy_, &layout);
+        const std::vector<DeadChannels> dead = dead_channels(peaks, std::move(layout));
+        std::int64_t channels = 0;
+        for (const auto& layer : dead) channels += layer.channels;
+        std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s | dead %lld/%lld\n",
                     static_cast<long long>(state_.step), static_cast<long long>(config_.steps),
-                    loss, rate, format_duration(eta).c_str());
+                    loss, rate, format_duration(eta).c_str(),
+                    static_cast<long long>(total_dead(dead)), static_cast<long long>(channels));
+        if (total_dead(dead) > 0)
+          std::fprintf(stderr,
+                       "dae_dist: warning: step %lld: dead ReLU channels (0 for every image of "
+                       "the batch): %s\n",
+                       static_cast<long long>(state_.step), describe_dead(dead).c_str());
         if (tensorboard_ != nullptr) {
           tensorboard_->scalar("train/loss", state_.step, loss);
           tensorboard_->scalar("train/learning_rate", state_.step, learning_rate(state_.step));
           tensorboard_->scalar("train/samples_per_s", state_.step, rate);
+          for (const auto& layer : dead)
+            tensorboard_->scalar("dead_channels/" + layer.layer, state_.step,
+                                 static_cast<double>(layer.dead));
           tensorboard_->flush();
         }
         if (!warned_dead_output_ && last_output_.max().item<float>() == 0.0f) {

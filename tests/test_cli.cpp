@@ -234,16 +234,23 @@ TEST_F(Dist, EvaluationWritesGridsMetricsPlotAndAReportABrowserLoads) {
   std::ifstream csv_file(eval + "/metrics.csv");
   std::stringstream csv;
   csv << csv_file.rdbuf();
-  EXPECT_EQ(csv.str().rfind("step,noise_type,noise,mse,psnr,ssim,images\n", 0), 0u);
+  EXPECT_EQ(csv.str().rfind("step,noise_type,noise,mse,psnr,ssim,images,dead_channels\n", 0), 0u);
   EXPECT_EQ(count_of(csv.str(), "\n20,gaussian,"), 4u) << csv.str();
   EXPECT_EQ(count_of(csv.str(), "\n40,gaussian,"), 4u) << csv.str();
   const H5File h5 = H5File::open_read_only(eval + "/eval.h5");
   EXPECT_EQ(h5.read<std::int64_t>("/step").size(), 8u);
   EXPECT_EQ(h5.read<double>("/ssim").size(), 8u);
+  for (const std::int64_t dead : h5.read<std::int64_t>("/dead_channels")) {
+    EXPECT_GE(dead, 0);
+    EXPECT_LE(dead, 16 + 32 + 16 + 1);
+  }
 
   std::ifstream report_file(eval + "/report.html");
   std::stringstream report;
   report << report_file.rdbuf();
+  EXPECT_NE(report.str().find("Dead ReLU channels (0 for every clean test image) at step 40: "
+                              "encoder1 "),
+            std::string::npos);
   const auto images = referenced_images(report.str());
   EXPECT_EQ(images.size(), 6u);  // loss, four grids, code layer
   for (const std::string& name : images) EXPECT_NO_THROW(read_png(eval + "/" + name)) << name;

@@ -59,5 +59,31 @@ TEST(ConvDae, TruncatedNormalInitIsTheSeedsTensorFlowHelpers) {
   EXPECT_NEAR(all.mean().item<float>(), 0.0f, 0.002f);
 }
 
+TEST(DeadChannels, AChannelThatNeverFiresIsCountedInItsLayerOnly) {
+  torch::manual_seed(5);
+  ConvDae model("relu");
+  {
+    torch::NoGradGuard no_grad;
+    model->encoder1->weight[3].zero_();
+    model->encoder1->bias[3].fill_(-1.0);  // channel 3 of encoder1: relu(-1) = 0 everywhere
+    model->encoder2->bias.fill_(0.5);      // the rest stays alive for these images
+    model->decoder1->weight.abs_();
+  }
+  const torch::Tensor images = torch::rand({8, 1, 28, 28});
+  std::vector<DeadChannels> layout;
+  const torch::Tensor peaks = channel_peaks(*model, images, &layout);
+  EXPECT_EQ(peaks.numel(), 16 + 32 + 16 + 1);
+  const auto dead = dead_channels(peaks, layout);
+  ASSERT_EQ(dead.size(), 4u);
+  EXPECT_EQ(dead[0].layer, "encoder1");
+  EXPECT_EQ(dead[0].dead, 1);
+  EXPECT_EQ(dead[0].channels, 16);
+  EXPECT_EQ(dead[1].dead, 0);
+  EXPECT_EQ(dead[3].layer, "output");
+  EXPECT_EQ(total_dead(dead), dead[0].dead + dead[2].dead + dead[3].dead);
+  EXPECT_EQ(describe_dead(dead).rfind("encoder1 1/16, encoder2 0/32, decoder1 ", 0), 0u)
+      << describe_dead(dead);
+}
+
 }  // namespace
 }  // namespace dae

@@ -79,7 +79,8 @@ TEST(TensorBoardEvents, TensorBoardReadsTheRunAndAResumeWithoutDuplicatedSteps) 
   for (const char* expected :
        {"train/loss", "train/learning_rate", "train/samples_per_s", "test_mse/noise_0.00",
         "test_mse/noise_0.50", "test_psnr/noise_0.00", "test_ssim/noise_0.50",
-        "grid/noise_0.00", "grid/noise_0.50"})
+        "grid/noise_0.00", "grid/noise_0.50", "dead_channels/encoder1",
+        "dead_channels/decoder1", "test_dead_channels/encoder2"})
     EXPECT_EQ(tags.count(expected), 1u) << expected << "\n" << read.output;
   EXPECT_EQ(loss_steps, (std::vector<std::int64_t>{10, 20, 30, 40})) << read.output;
   // The values are the ones the log printed (6 decimals there), the second part's at 30 and 40.

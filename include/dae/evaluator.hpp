@@ -29,6 +29,10 @@ struct NoiseMetrics {
 // so the result does not depend on the number of ranks.
 std::vector<NoiseMetrics> evaluate_noise_sweep(Denoiser& model, Communicator& comm,
                                                const Config& config);
+// The ReLU channels whose output is 0 for every clean test image (collective, sharded like the
+// sweep; the same on every rank).
+std::vector<DeadChannels> dead_channels_on_test_set(Denoiser& model, Communicator& comm,
+                                                    const Config& config);
 
 // Runs the sweep and, on rank 0, writes RUN_DIR/eval/: grid_<type>_<level>.png (rows clean,
 // noisy, denoised; one test digit of each class, the same at every level), code_layer.png,
@@ -46,6 +50,7 @@ class Evaluator {
   struct Row {
     std::int64_t step;
     NoiseMetrics metrics;
+    std::int64_t dead_channels;  // of the model at that step, on the clean test set; -1: unknown
   };
   void load_history(std::int64_t before_step);
   void write_outputs(Denoiser& model, const TrainState& state);
@@ -59,6 +64,7 @@ class Evaluator {
   bool continue_history_;
   bool history_loaded_ = false;
   std::vector<Row> history_;  // rank 0 only
+  std::vector<DeadChannels> dead_;  // this evaluation's, per ReLU layer
   TensorBoardWriter* tensorboard_ = nullptr;  // rank 0 only; not owned
 };
 

@@ -12,12 +12,20 @@ namespace dae {
 
 struct Config;
 
+// One ReLU layer's output for a batch: [B, channels, ...] (channels are units for the MLP).
+struct ReluLayer {
+  std::string name;          // the module it follows: encoder1, encoder2, decoder1, ..., output
+  torch::Tensor activation;  // after the ReLU
+};
+
 // An autoencoder that maps [B,1,28,28] images to [B,1,28,28] reconstructions through a code.
 struct Denoiser : torch::nn::Module {
   explicit Denoiser(std::string output_activation) : output_activation(std::move(output_activation)) {}
   virtual torch::Tensor encode(const torch::Tensor& images) = 0;
   virtual torch::Tensor decode(const torch::Tensor& code) = 0;
   torch::Tensor forward(const torch::Tensor& images) { return decode(encode(images)); }
+  // Every ReLU layer's output for `images` (the output layer too when its activation is relu).
+  virtual std::vector<ReluLayer> relu_layers(const torch::Tensor& images) = 0;
 
   std::string output_activation;  // relu | sigmoid | none, applied by decode()
 
@@ -33,6 +41,7 @@ struct ConvDaeImpl : Denoiser {
   explicit ConvDaeImpl(const std::string& output_activation = "relu");
   torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,32,7,7]
   torch::Tensor decode(const torch::Tensor& code) override;
+  std::vector<ReluLayer> relu_layers(const torch::Tensor& images) override;
 
   torch::nn::Conv2d encoder1{nullptr}, encoder2{nullptr};
   torch::nn::ConvTranspose2d decoder1{nullptr}, decoder2{nullptr};
@@ -45,6 +54,7 @@ struct MlpDaeImpl : Denoiser {
   explicit MlpDaeImpl(const std::string& output_activation = "none");
   torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,16]
   torch::Tensor decode(const torch::Tensor& code) override;
+  std::vector<ReluLayer> relu_layers(const torch::Tensor& images) override;
 
   torch::nn::Linear encoder{nullptr}, decoder{nullptr};
 };
@@ -65,5 +75,22 @@ inline constexpr double kSeedWeightStddev = 0.1;
 void init_truncated_normal(torch::nn::Module& module, double stddev, double bias);
 
 std::int64_t count_parameters(torch::nn::Module& module);
+
+// Dead ReLU channels: those whose output is 0 for every image of a batch (or of the test set).
+struct DeadChannels {
+  std::string layer;
+  std::int64_t dead = 0;
+  std::int64_t channels = 0;
+};
+// Each channel's largest output over the batch, every ReLU layer's channels one after another
+// (float32 on the model's device); max-reducible over batches and ranks (outputs are >= 0).
+torch::Tensor channel_peaks(Denoiser& model, const torch::Tensor& images,
+                            std::vector<DeadChannels>* layout = nullptr);
+// The dead channels per layer from channel_peaks() of a batch or of many.
+std::vector<DeadChannels> dead_channels(const torch::Tensor& peaks,
+                                        std::vector<DeadChannels> layout);
+std::int64_t total_dead(const std::vector<DeadChannels>& layers);
+// "encoder1 0/16, encoder2 3/32, decoder1 0/16".
+std::string describe_dead(const std::vector<DeadChannels>& layers);
 
 }  // namespace dae
