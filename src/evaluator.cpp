@@ -234,6 +234,17 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
   for (const Row& row : history_)
     if (row.metrics.noise == 0.0) clean_mse.emplace_back(row.step, row.metrics.mse);
   plot_loss(directory_ + "/loss.png", state.loss_history, clean_mse);
+  // The sweep as the seed's figures show it: each evaluation's metrics against the noise level.
+  std::vector<SweepCurve> curves;
+  for (const Row& row : history_) {
+    const std::string label = "step " + std::to_string(row.step);
+    if (curves.empty() || curves.back().label != label) curves.push_back({label, {}, {}, {}, {}});
+    curves.back().noise.push_back(row.metrics.noise);
+    curves.back().mse.push_back(row.metrics.mse);
+    curves.back().psnr.push_back(row.metrics.psnr);
+    curves.back().ssim.push_back(row.metrics.ssim);
+  }
+  plot_sweep(directory_ + "/sweep.png", curves, config_.noise);
 
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>dae_dist: "
@@ -256,6 +267,9 @@ void Evaluator::write_outputs(Denoiser& model, const TrainState& state) {
   }
   html << "</table>\n<p>Dead ReLU channels (0 for every clean test image) at step " << state.step
        << ": " << html_escape(describe_dead(dead_)) << "</p>\n<h2>Loss</h2>\n<img src=\"loss.png\" alt=\"loss curve\">\n"
+       << "<h2>Denoising against the noise level</h2>\n<p>Each evaluation's test metrics; the "
+          "vertical line marks the training noise " << level_text(config_.noise) << ".</p>\n"
+       << "<img src=\"sweep.png\" alt=\"metrics against noise level\">\n"
        << "<h2>Denoising: rows clean, noisy, denoised</h2>\n" << grids
        << "<h2>Code layer</h2>\n<p>Each row one test digit, each cell one channel of the code, "
           "scaled to the digit's largest activation.</p>\n"

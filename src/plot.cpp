@@ -20,6 +20,14 @@ mglData column(const std::vector<std::pair<std::int64_t, double>>& points, bool 
   return data;
 }
 
+// MathGL's own WritePNG uses libpng's default error handler, which aborts the process on a
+// write error (a full disk): take its pixels and write the file ourselves.
+void write_graph(mglGraph& graph, const std::string& path) {
+  const unsigned char* rgb = graph.GetRGB();
+  if (rgb == nullptr) throw Error(path + ": MathGL could not render the plot");
+  write_file_durably(path, encode_png(graph.GetWidth(), graph.GetHeight(), 3, rgb));
+}
+
 }  // namespace
 
 void plot_loss(const std::string& path,
@@ -57,11 +65,51 @@ void plot_loss(const std::string& path,
     graph.AddLegend("clean test MSE", "r o#");
   }
   graph.Legend(1);
-  // MathGL's own WritePNG uses libpng's default error handler, which aborts the process on a
-  // write error (a full disk): take its pixels and write the file ourselves.
-  const unsigned char* rgb = graph.GetRGB();
-  if (rgb == nullptr) throw Error(path + ": MathGL could not render the plot");
-  write_file_durably(path, encode_png(graph.GetWidth(), graph.GetHeight(), 3, rgb));
+  write_graph(graph, path);
+}
+
+void plot_sweep(const std::string& path, const std::vector<SweepCurve>& curves,
+                double train_noise) {
+  double x_max = std::max(train_noise, 0.1), mse_min = 1e30, mse_max = 0, psnr_max = 1;
+  for (const SweepCurve& curve : curves) {
+    for (double level : curve.noise) x_max = std::max(x_max, level);
+    for (double mse : curve.mse)
+      if (mse > 0) mse_min = std::min(mse_min, mse), mse_max = std::max(mse_max, mse);
+    for (double psnr : curve.psnr) psnr_max = std::max(psnr_max, psnr);
+  }
+  if (mse_max <= 0) mse_min = 1e-3, mse_max = 1;
+  mse_min = std::pow(10.0, std::floor(std::log10(mse_min)));
+  mse_max = std::pow(10.0, std::ceil(std::log10(mse_max)));
+  if (mse_max <= mse_min) mse_max = mse_min * 10;
+
+  mglGraph graph(0, 1500, 450);
+  const char* titles[3] = {"test MSE", "PSNR (dB)", "SSIM"};
+  for (int panel = 0; panel < 3; ++panel) {
+    graph.SubPlot(3, 1, panel);
+    graph.Title(titles[panel]);
+    const double y_min = panel == 0 ? mse_min : 0;
+    const double y_max = panel == 0 ? mse_max : panel == 1 ? std::ceil(psnr_max / 5) * 5 : 1;
+    graph.SetRanges(0, x_max, y_min, y_max);
+    graph.SetFunc("", panel == 0 ? "lg(y)" : "");
+    graph.Axis();
+    graph.Grid("xy", "h:");
+    graph.Label('x', "noise level", 0);
+    // The level the model was trained at: how it degrades away from it is the point.
+    graph.Line(mglPoint(train_noise, y_min), mglPoint(train_noise, y_max), "k|");
+    for (std::size_t i = 0; i < curves.size(); ++i) {
+      const SweepCurve& curve = curves[i];
+      const std::vector<double>& values =
+          panel == 0 ? curve.mse : panel == 1 ? curve.psnr : curve.ssim;
+      mglData x(static_cast<long>(curve.noise.size())), y(static_cast<long>(values.size()));
+      for (std::size_t k = 0; k < values.size(); ++k) x.a[k] = curve.noise[k], y.a[k] = values[k];
+      const bool last = i + 1 == curves.size();
+      const std::string style = last ? "r-o3" : "b-o1";
+      graph.Plot(x, y, style.c_str());
+      if (panel == 0 && (last || i == 0)) graph.AddLegend(curve.label.c_str(), style.c_str());
+    }
+    if (panel == 0) graph.Legend(1);
+  }
+  write_graph(graph, path);
 }
 
 }  // namespace dae

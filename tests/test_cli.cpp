@@ -229,6 +229,7 @@ TEST_F(Dist, EvaluationWritesGridsMetricsPlotAndAReportABrowserLoads) {
   }
   EXPECT_EQ(read_png(eval + "/code_layer.png").height, 4 * 28 + 5 * 2);  // 4 digits, 7x7 x4
   EXPECT_GT(read_png(eval + "/loss.png").width, 0);
+  EXPECT_EQ(read_png(eval + "/sweep.png").width, 1500);
 
   // Two evaluations (steps 20 and 40) of four levels each, in the CSV and in eval.h5.
   std::ifstream csv_file(eval + "/metrics.csv");
@@ -252,7 +253,7 @@ TEST_F(Dist, EvaluationWritesGridsMetricsPlotAndAReportABrowserLoads) {
                               "encoder1 "),
             std::string::npos);
   const auto images = referenced_images(report.str());
-  EXPECT_EQ(images.size(), 6u);  // loss, four grids, code layer
+  EXPECT_EQ(images.size(), 7u);  // loss, sweep, four grids, code layer
   for (const std::string& name : images) EXPECT_NO_THROW(read_png(eval + "/" + name)) << name;
 
   // The page as a browser sees it: loads, runs its check, every image decoded.
@@ -260,7 +261,7 @@ TEST_F(Dist, EvaluationWritesGridsMetricsPlotAndAReportABrowserLoads) {
       "timeout 60 chromium --headless --no-sandbox --disable-gpu --virtual-time-budget=10000 "
       "--dump-dom file://" + eval + "/report.html 2>/dev/null");
   ASSERT_EQ(browser.exit_code, 0) << browser.output;
-  EXPECT_NE(browser.output.find("data-images=\"6\""), std::string::npos) << browser.output;
+  EXPECT_NE(browser.output.find("data-images=\"7\""), std::string::npos) << browser.output;
   EXPECT_NE(browser.output.find("data-images-broken=\"0\""), std::string::npos)
       << browser.output;
 
