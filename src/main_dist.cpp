@@ -313,9 +313,11 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   if (world.rank() == 0) std::printf("kernels: %s\n", trainer.kernels().c_str());
   if (!config.resume.empty()) {
     if (const auto saved = resume(config, world, *model, trainer.optimizer())) {
-      // Every rank read the same file and sees the same run dir, so all leave here together.
-      const bool summarised =
-          std::filesystem::exists(std::filesystem::path(config.run_dir) / "summary.json");
+      // Every rank read the same file; rank 0's view of the run dir decides for all (a vote of
+      // every other rank's "yes"), so all leave here together.
+      const bool summarised = dae::all_ranks_agree(
+          world, world.rank() != 0 ||
+                     std::filesystem::exists(std::filesystem::path(config.run_dir) / "summary.json"));
       if (saved->step >= config.steps && summarised) {
         if (world.rank() == 0)
           std::printf("resume: the checkpoint is at step %lld, at or past --steps %ld: this run "
