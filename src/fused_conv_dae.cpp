@@ -283,7 +283,7 @@ std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser
   if (config.kernels == "libtorch") return nullptr;
   // auto decides by ISA, not by timing steps at start (noisy on a shared node, and a different
   // choice per rank): the SIMD variants beat LibTorch's step at batch 50 (README, "CPU speed"),
-  // the generic loops are about 3x slower than it.
+  // the generic loops are 2-3.5x slower than it.
   if (config.kernels == "auto" && kernels::current_isa() == kernels::Isa::kGeneric) return nullptr;
   if (config.precision != "fp32") {
     if (config.kernels == "fused")

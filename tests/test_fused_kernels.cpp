@@ -35,8 +35,10 @@ torch::Tensor from_rows(const torch::Tensor& rows, std::int64_t batch, std::int6
 
 TEST(Gemm, MatchesMatmulForEveryTileShape) {
   torch::manual_seed(1);
-  for (std::int64_t rows : {1, 7, 12, 13, 24, 25, 49, 61})
-    for (int cols : {1, 15, 16, 17, 25, 32, 33, 400})
+  // Rows and columns around every tile edge of both SIMD variants (AVX-512: 16-float vectors,
+  // up to 12 / 24 rows; AVX2: 8-float vectors, up to 6 / 12 rows), full and masked.
+  for (std::int64_t rows : {1, 5, 6, 7, 12, 13, 24, 25, 49, 61})
+    for (int cols : {1, 7, 8, 9, 15, 16, 17, 24, 25, 32, 33, 400})
       for (std::int64_t depth : {1, 5, 400}) {
         const torch::Tensor a = torch::randn({rows, depth}), b = torch::randn({depth, cols});
         const torch::Tensor start = torch::randn({rows, cols});
