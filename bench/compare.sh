@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
 # dae_dist against the PyTorch DDP reference (bench/ddp_reference.py) on the same data, in the
-# same session: world sizes 1, 2 and 4, batch 50 per rank, one intra-op thread per rank on both
-# sides, warm-up excluded. Prints a markdown table.
+# same session: world sizes 1, 2 and 4, batch 50 per rank, warm-up excluded. The peer runs in
+# every form a PyTorch user would pick: one intra-op thread per rank, PyTorch's default thread
+# count (world 1 only: at 2 and 4 ranks on this machine's cores it oversubscribes them), and
+# torch.compile + fused Adam; the ratio is dae_dist's rate over the best of those rows.
+# Prints a markdown table.
 # Usage: bench/compare.sh [DATA.h5] [STEPS]   (default data/mnist.h5, 1500 steps)
+# DAE_BENCH_ISA=avx2 holds both sides to AVX2, as an AVX2 node would run them: dae_dist's kernel
+# variant (DAE_CPU_ISA) and LibTorch's (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) in the peer.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../launch/common.sh"
 cd "$DAE_ROOT"
 data=${1:-data/mnist.h5}
 steps=${2:-1500}
-out=runs/bench
+isa=${DAE_BENCH_ISA:-}
+out=runs/bench${isa:+_$isa}
 mkdir -p "$out"
+dae_env=() peer_env=()
+if [ -n "$isa" ]; then
+  dae_env=(-x "DAE_CPU_ISA=$isa")
+  peer_env=(-x "ATEN_CPU_CAPABILITY=$isa" -x "ONEDNN_MAX_CPU_ISA=${isa^^}")
+fi
 # fp32 peak of this machine: cores x clock x 64 FLOP/cycle (two AVX-512 FMA units of 16 floats,
 # 2 FLOP each) — the 37 000 samples/s the issue quotes for 2 cores at 2.5 GHz.
 cores=$(nproc)
@@ -19,31 +30,43 @@ flop_per_sample=8.5e6
 
 json_field() { python3 -c "import json,sys; print(json.load(open('$1'))['$2'])"; }
 
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores; fp32 peak ≈ $peak_gflops GFLOP/s; data $data; $steps steps, batch 50 per rank"
+# peer NAME RANKS ARGS...: one run of the DDP reference; prints its samples/s.
+peer() {
+  local name=$1 ranks=$2
+  shift 2
+  # shellcheck disable=SC2086
+  mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none "${peer_env[@]}" \
+    "$DAE_VENV/bin/python" bench/ddp_reference.py --data "$data" --steps "$steps" --warmup 20 \
+    "$@" > "$out/ddp_${name}_$ranks.log" 2>&1
+  grep '^{' "$out/ddp_${name}_$ranks.log" | tail -n 1 > "$out/ddp_${name}_$ranks.json"
+  json_field "$out/ddp_${name}_$ranks.json" samples_per_s
+}
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $cores cores; fp32 peak ≈ $peak_gflops GFLOP/s; data $data; $steps steps, batch 50 per rank${isa:+; both sides held to $isa}"
 echo
-echo "| ranks | dae_dist samples/s | DDP samples/s | ratio | dae_dist % of fp32 peak | all-reduce share | peak RSS/rank dae_dist | peak RSS/rank DDP |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| ranks | dae_dist samples/s | DDP 1 thread/rank | DDP default threads | DDP + torch.compile + fused Adam | ratio to the best DDP row | dae_dist % of fp32 peak | all-reduce share | peak RSS/rank dae_dist | peak RSS/rank DDP (1 thread) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for ranks in 1 2 4; do
-  flags=$(mpirun_flags "$ranks")
   # shellcheck disable=SC2086
-  mpirun -np "$ranks" $flags --bind-to none "$DAE_BUILD/dae_dist" --data "$data" \
-    --run-dir "$out/dae_$ranks" --steps "$steps" --batch-size 50 --threads 1 --log-every 100000 \
-    --checkpoint-every 0 --eval-noise 0 --profile > "$out/dae_$ranks.log" 2>&1
-  # shellcheck disable=SC2086
-  mpirun -np "$ranks" $flags --bind-to none -x OMP_NUM_THREADS=1 "$DAE_VENV/bin/python" \
-    bench/ddp_reference.py --data "$data" --steps "$steps" --warmup 20 > "$out/ddp_$ranks.log" 2>&1
-  ddp_json=$(grep '^{' "$out/ddp_$ranks.log" | tail -n 1)
-  echo "$ddp_json" > "$out/ddp_$ranks.json"
+  mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none "${dae_env[@]}" "$DAE_BUILD/dae_dist" \
+    --data "$data" --run-dir "$out/dae_$ranks" --steps "$steps" --batch-size 50 --threads 1 \
+    --log-every 100000 --checkpoint-every 0 --eval-noise 0 --profile > "$out/dae_$ranks.log" 2>&1
+  one=$(peer one "$ranks" --threads 1)
+  default=-
+  [ "$ranks" = 1 ] && default=$(peer default "$ranks" --threads 0)
+  compiled=$(peer compiled "$ranks" --threads 1 --compile)
   dae_rate=$(json_field "$out/dae_$ranks/summary.json" samples_per_s_steady)
   dae_rss=$(json_field "$out/dae_$ranks/summary.json" peak_rss_mb)
-  ddp_rate=$(json_field "$out/ddp_$ranks.json" samples_per_s)
-  ddp_rss=$(json_field "$out/ddp_$ranks.json" peak_rss_mb)
+  ddp_rss=$(json_field "$out/ddp_one_$ranks.json" peak_rss_mb)
   share=$(sed -n 's/^  all-reduce *[0-9.]* ms *\([0-9.]*\) %/\1 %/p' "$out/dae_$ranks.log")
-  python3 - "$ranks" "$dae_rate" "$ddp_rate" "$dae_rss" "$ddp_rss" "$share" <<PY
+  python3 - "$ranks" "$dae_rate" "$one" "$default" "$compiled" "$dae_rss" "$ddp_rss" "$share" <<PY
 import sys
-ranks, dae, ddp, dae_rss, ddp_rss, share = sys.argv[1], *map(float, sys.argv[2:6]), sys.argv[6]
+ranks, dae, one, default, compiled, dae_rss, ddp_rss, share = sys.argv[1:]
+dae, dae_rss, ddp_rss = float(dae), float(dae_rss), float(ddp_rss)
+peers = [float(x) for x in (one, default, compiled) if x != "-"]
+cell = lambda x: "—" if x == "-" else f"{float(x):,.0f}"
 peak = $peak_gflops * 1e9
-print(f"| {ranks} | {dae:,.0f} | {ddp:,.0f} | {dae / ddp:.2f}x | {100 * dae * $flop_per_sample / peak:.1f} % "
-      f"| {share} | {dae_rss:.0f} MB | {ddp_rss:.0f} MB |")
+print(f"| {ranks} | {dae:,.0f} | {cell(one)} | {cell(default)} | {cell(compiled)} | {dae / max(peers):.2f}x "
+      f"| {100 * dae * $flop_per_sample / peak:.1f} % | {share} | {dae_rss:.0f} MB | {ddp_rss:.0f} MB |")
 PY
 done

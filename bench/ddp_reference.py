@@ -7,6 +7,8 @@ rows of the same HDF5 file. Start it with mpirun (it reads Open MPI's rank varia
     mpirun -np 2 .venv/bin/python bench/ddp_reference.py --data data/mnist.h5 --steps 600
 
 Prints one JSON line on rank 0: samples/s over the steps after --warmup, peak RSS per rank.
+--threads 0 leaves PyTorch's own intra-op thread count; --compile runs the step through
+torch.compile with Adam's fused kernel (the peer at its best: bench/compare.sh runs every form).
 """
 import argparse
 import json
@@ -46,7 +48,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--noise", type=float, default=0.3)
     parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="0: PyTorch's default")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the DDP model, Adam(fused=True)")
     args = parser.parse_args()
 
     rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
@@ -54,7 +58,8 @@ def main():
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", "29517")
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(1234)
 
     with h5py.File(args.data, "r") as f:
@@ -66,7 +71,9 @@ def main():
         shard = torch.from_numpy(images[first:first + count])  # uint8, only this rank's rows
 
     model = DistributedDataParallel(ConvDae())
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, fused=args.compile)
+    if args.compile:  # compiled during the warm-up steps, which are not timed
+        model = torch.compile(model)
     generator = torch.Generator().manual_seed(1234 + rank)
     order = torch.randperm(count, generator=generator)
     position = 0
@@ -99,6 +106,8 @@ def main():
             "samples_per_s": measured * args.batch_size * world / elapsed,
             "peak_rss_mb": rss_mb.item(),
             "final_loss": loss.item(),
+            "threads": torch.get_num_threads(),
+            "compiled": args.compile,
         }))
     dist.destroy_process_group()
 

@@ -1,6 +1,8 @@
 // Times one training step of the seed network at a given batch size and thread count: dae's
 // fused CPU kernels against LibTorch's autograd on the same module (forward, MSE, backward; no
 // optimizer, no data). Usage: dae_step_bench [batch=50] [threads=1] [steps=500] [both|fused|libtorch]
+// The fused step runs the best kernel variant of the CPU, or the one DAE_CPU_ISA=avx2|generic
+// forces; LibTorch's own ISA is held down with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2.
 #include <ATen/Parallel.h>
 
 #include <chrono>

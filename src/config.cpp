@@ -101,8 +101,8 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "print the time per step of each phase (batch, noise, forward, backward, all-reduce, "
        "optimizer) at the end")
       ("kernels", po::value(&config.kernels)->default_value(defaults.kernels),
-       "auto (dae's fused kernels for the conv model on the CPU, else LibTorch's) | fused | "
-       "libtorch")
+       "auto (dae's fused kernels for the conv model on an AVX2 or AVX-512 CPU, else "
+       "LibTorch's) | fused | libtorch")
       ("precision", po::value(&config.precision)->default_value(defaults.precision),
        "fp32 | bf16 (forward pass under bf16 autocast; weights, gradients and Adam stay fp32; "
        "LibTorch's kernels)")

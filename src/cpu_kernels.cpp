@@ -2,13 +2,19 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
-#include <type_traits>
+#include <string>
 #include <utility>
 #include <vector>
 
-#if defined(__AVX512F__)
+#include "dae/error.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define DAE_X86 1
 #include <immintrin.h>
+#else
+#define DAE_X86 0
 #endif
 
 namespace dae::kernels {
@@ -22,40 +28,6 @@ float* padded_scratch(std::size_t floats) {
   thread_local std::vector<float> scratch;  // grows to the largest layer once, then is reused
   if (scratch.size() < floats) scratch.resize(floats);
   return scratch.data();
-}
-
-// Channels: the layer's channel count when known at compile time (1, 16), else 0.
-template <int Channels>
-void im2col_padded(const float* padded, int padded_side, int coarse_side, int runtime_channels,
-                   float* rows, std::int64_t row_stride) {
-  const int channels = Channels > 0 ? Channels : runtime_channels;
-  const int run = 5 * channels;  // one kernel row's taps
-  for (int oy = 0; oy < coarse_side; ++oy)
-    for (int ox = 0; ox < coarse_side; ++ox, rows += row_stride)
-      for (int ky = 0; ky < 5; ++ky) {
-        const float* in =
-            padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
-        float* out = rows + ky * run;
-        // An explicit loop, not std::copy: with a fixed `run` it compiles to a few vector moves
-        // where std::copy calls memmove for every 20 bytes.
-#pragma GCC unroll 80
-        for (int i = 0; i < run; ++i) out[i] = in[i];
-      }
-}
-
-template <int Channels>
-void col2im_padded(const float* rows, std::int64_t row_stride, int padded_side, int coarse_side,
-                   int runtime_channels, float* padded) {
-  const int channels = Channels > 0 ? Channels : runtime_channels;
-  const int run = 5 * channels;
-  for (int oy = 0; oy < coarse_side; ++oy)
-    for (int ox = 0; ox < coarse_side; ++ox, rows += row_stride)
-      for (int ky = 0; ky < 5; ++ky) {
-        float* out =
-            padded + (static_cast<std::int64_t>(2 * oy + ky) * padded_side + 2 * ox) * channels;
-        const float* in = rows + ky * run;
-        for (int i = 0; i < run; ++i) out[i] += in[i];
-      }
 }
 
 // One sample's place in the zero-bordered copy, and the per-sample strides of both grids.
@@ -79,190 +51,183 @@ struct PaddedSample {
   float* data;
 };
 
-// Calls run(known) with known = std::integral_constant<int, channels> for the seed network's
-// channel counts (1, 16), else with 0 (the count only known at run time).
-template <typename Run>
-void with_channels(int channels, Run&& run) {
-  if (channels == 1)
-    run(std::integral_constant<int, 1>{});
-  else if (channels == 16)
-    run(std::integral_constant<int, 16>{});
-  else
-    run(std::integral_constant<int, 0>{});
+// What one variant provides: the public functions of cpu_kernels.hpp, compiled for its ISA.
+struct KernelTable {
+  decltype(&kernels::im2col) im2col;
+  decltype(&kernels::col2im) col2im;
+  decltype(&kernels::gemm) gemm;
+  decltype(&kernels::add_bias_relu) add_bias_relu;
+  decltype(&kernels::relu) relu;
+  decltype(&kernels::relu_backward) relu_backward;
+  decltype(&kernels::column_sums) column_sums;
+};
+
+}  // namespace
+
+// The variants: the same source (cpu_kernels_isa.inc) three times, each in its namespace.
+namespace generic {
+namespace {
+#define DAE_ISA_TARGET
+#define DAE_ISA_SIMD 0
+#include "cpu_kernels_isa.inc"
+#undef DAE_ISA_SIMD
+#undef DAE_ISA_TARGET
+}  // namespace
+}  // namespace generic
+
+#if DAE_X86
+// AVX-512F only (masked loads and stores, FMA on zmm): every AVX-512 CPU has it; the Skylake-X
+// era "avx512bw/dq/vl" extensions are not needed by this code, so it is not asked for.
+#define DAE_ISA_TARGET __attribute__((target("avx512f,avx2,fma")))
+namespace avx512 {
+namespace {
+// 32 zmm registers: Rows x Vectors accumulators + Vectors of b + one broadcast of a.
+struct Simd {
+  using Vec = __m512;
+  using Mask = __mmask16;
+  static constexpr int kWidth = 16;
+  template <int Vectors>
+  static constexpr int max_rows() { return Vectors == 2 ? 12 : 24; }
+  DAE_ISA_TARGET static Mask mask(int columns) {  // columns 1..16
+    return static_cast<Mask>((1u << columns) - 1);
+  }
+  DAE_ISA_TARGET static Vec zero() { return _mm512_setzero_ps(); }
+  DAE_ISA_TARGET static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  DAE_ISA_TARGET static Vec load(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  DAE_ISA_TARGET static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  DAE_ISA_TARGET static void store(Mask m, float* p, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+  DAE_ISA_TARGET static Vec broadcast(float x) { return _mm512_set1_ps(x); }
+  DAE_ISA_TARGET static Vec fma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  DAE_ISA_TARGET static Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+};
+#define DAE_ISA_SIMD 1
+#include "cpu_kernels_isa.inc"
+#undef DAE_ISA_SIMD
+}  // namespace
+}  // namespace avx512
+#undef DAE_ISA_TARGET
+
+#define DAE_ISA_TARGET __attribute__((target("avx2,fma")))
+namespace avx2 {
+namespace {
+// 16 ymm registers: a 6 x 16 tile (12 accumulators + 2 of b + 1 broadcast), Haswell's classic
+// shape, or 12 x 8 with one vector of b.
+struct Simd {
+  using Vec = __m256;
+  using Mask = __m256i;
+  static constexpr int kWidth = 8;
+  template <int Vectors>
+  static constexpr int max_rows() { return Vectors == 2 ? 6 : 12; }
+  DAE_ISA_TARGET static Mask mask(int columns) {  // columns 1..8: lanes below `columns` set
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(columns), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  DAE_ISA_TARGET static Vec zero() { return _mm256_setzero_ps(); }
+  DAE_ISA_TARGET static Vec load(const float* p) { return _mm256_loadu_ps(p); }
+  DAE_ISA_TARGET static Vec load(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  DAE_ISA_TARGET static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
+  DAE_ISA_TARGET static void store(Mask m, float* p, Vec v) { _mm256_maskstore_ps(p, m, v); }
+  DAE_ISA_TARGET static Vec broadcast(float x) { return _mm256_set1_ps(x); }
+  DAE_ISA_TARGET static Vec fma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+  DAE_ISA_TARGET static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+};
+#define DAE_ISA_SIMD 1
+#include "cpu_kernels_isa.inc"
+#undef DAE_ISA_SIMD
+}  // namespace
+}  // namespace avx2
+#undef DAE_ISA_TARGET
+#endif  // DAE_X86
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kGeneric: break;
+  }
+  return "generic";
+}
+
+Isa best_isa() {
+#if DAE_X86
+  // libgcc's (and compiler-rt's) CPU model also checks that the OS saves the wider registers.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+#endif
+  return Isa::kGeneric;
+}
+
+Isa choose_isa(const char* requested, Isa best) {
+  if (requested == nullptr || *requested == '\0') return best;
+  const std::string name = requested;
+  Isa wanted = Isa::kGeneric;
+  if (name == "avx512")
+    wanted = Isa::kAvx512;
+  else if (name == "avx2")
+    wanted = Isa::kAvx2;
+  else if (name != "generic")
+    throw Error("DAE_CPU_ISA=" + name + ": not one of avx512, avx2, generic");
+  if (static_cast<int>(wanted) > static_cast<int>(best))
+    throw Error("DAE_CPU_ISA=" + name + ": this CPU runs at most " + isa_name(best) +
+                " (a lower one can be forced, never a higher one)");
+  return wanted;
+}
+
+namespace {
+
+// Chosen once, at the first call (FusedConvDaeStep's constructor asks for isa()); a refused
+// DAE_CPU_ISA throws from there, and again from every later call.
+Isa active_isa() {
+  static const Isa isa = choose_isa(std::getenv("DAE_CPU_ISA"), best_isa());
+  return isa;
+}
+
+const KernelTable& active() {
+  static const KernelTable& table = [] () -> const KernelTable& {
+    switch (active_isa()) {
+#if DAE_X86
+      case Isa::kAvx512: return avx512::kTable;
+      case Isa::kAvx2: return avx2::kTable;
+#endif
+      default: return generic::kTable;
+    }
+  }();
+  return table;
 }
 
 }  // namespace
 
+Isa current_isa() { return active_isa(); }
+const char* isa() { return isa_name(active_isa()); }
+
 void im2col(const float* fine, int samples, int fine_side, int channels, float* rows,
             std::int64_t row_stride) {
-  const PaddedSample padded(fine_side, channels);
-  const std::int64_t rows_per_sample =
-      static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
-  for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
-    std::fill(padded.data, padded.data + padded.floats, 0.0f);
-    for (int y = 0; y < fine_side; ++y)
-      std::copy(fine + y * padded.line, fine + (y + 1) * padded.line, padded.row(y));
-    float* sample_rows = rows + s * rows_per_sample * row_stride;
-    with_channels(channels, [&](auto known) {
-      im2col_padded<decltype(known)::value>(padded.data, padded.side, padded.coarse_side, channels,
-                                            sample_rows, row_stride);
-    });
-    if (row_stride > kTaps * channels)
-      for (std::int64_t r = 0; r < rows_per_sample; ++r)
-        std::fill(sample_rows + r * row_stride + kTaps * channels,
-                  sample_rows + (r + 1) * row_stride, 0.0f);
-  }
+  active().im2col(fine, samples, fine_side, channels, rows, row_stride);
 }
 
 void col2im(const float* rows, int samples, int fine_side, int channels, std::int64_t row_stride,
             float* fine) {
-  const PaddedSample padded(fine_side, channels);
-  const std::int64_t rows_per_sample =
-      static_cast<std::int64_t>(padded.coarse_side) * padded.coarse_side;
-  for (int s = 0; s < samples; ++s, fine += padded.fine_floats) {
-    std::fill(padded.data, padded.data + padded.floats, 0.0f);
-    with_channels(channels, [&](auto known) {
-      col2im_padded<decltype(known)::value>(rows + s * rows_per_sample * row_stride, row_stride,
-                                            padded.side, padded.coarse_side, channels,
-                                            padded.data);
-    });
-    for (int y = 0; y < fine_side; ++y)
-      std::copy(padded.row(y), padded.row(y) + padded.line, fine + y * padded.line);
-  }
+  active().col2im(rows, samples, fine_side, channels, row_stride, fine);
+}
+
+void gemm(std::int64_t rows, int cols, std::int64_t depth, const float* a, std::int64_t a_row_step,
+          std::int64_t a_depth_step, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+          bool accumulate) {
+  active().gemm(rows, cols, depth, a, a_row_step, a_depth_step, b, ldb, c, ldc, accumulate);
 }
 
 void add_bias_relu(float* x, std::int64_t rows, int channels, const float* bias) {
-  for (std::int64_t r = 0; r < rows; ++r, x += channels)
-    for (int c = 0; c < channels; ++c) x[c] = std::max(0.0f, x[c] + bias[c]);
+  active().add_bias_relu(x, rows, channels, bias);
 }
 
-void relu(float* x, std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i) x[i] = std::max(0.0f, x[i]);
-}
+void relu(float* x, std::int64_t count) { active().relu(x, count); }
 
 void relu_backward(float* grad, const float* activation, std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i) grad[i] = activation[i] > 0.0f ? grad[i] : 0.0f;
+  active().relu_backward(grad, activation, count);
 }
 
 void column_sums(const float* x, std::int64_t rows, int channels, float* sums) {
-  std::fill(sums, sums + channels, 0.0f);
-  for (std::int64_t r = 0; r < rows; ++r, x += channels)
-    for (int c = 0; c < channels; ++c) sums[c] += x[c];
+  active().column_sums(x, rows, channels, sums);
 }
-
-#if defined(__AVX512F__)
-
-const char* isa() { return "avx512"; }
-
-namespace {
-
-// One tile of c: `Rows` rows by `Vectors` x 16 columns, kept in registers over the whole depth;
-// the last vector's columns are cut to `last_mask`. Each step of k loads `Vectors` vectors of b
-// and broadcasts `Rows` scalars of a: Rows x Vectors FMAs.
-template <int Rows, int Vectors>
-void tile(std::int64_t depth, const float* a, std::int64_t a_row_step, std::int64_t a_depth_step,
-          const float* b, std::int64_t ldb, float* c, std::int64_t ldc, __mmask16 last_mask,
-          bool accumulate) {
-  // Fully unrolled loops over fixed-size arrays keep every accumulator in a register (a
-  // conditional start value or a helper lambda makes GCC spill them to the stack).
-  __m512 sum[Rows][Vectors];
-#pragma GCC unroll 32
-  for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < Vectors; ++v) sum[r][v] = _mm512_setzero_ps();
-  for (std::int64_t k = 0; k < depth; ++k) {
-    const float* a_k = a + k * a_depth_step;
-    const float* b_k = b + k * ldb;
-    __m512 b_vec[Vectors];
-#pragma GCC unroll 2
-    for (int v = 0; v < Vectors; ++v)
-      b_vec[v] = v == Vectors - 1 ? _mm512_maskz_loadu_ps(last_mask, b_k + 16 * v)
-                                  : _mm512_loadu_ps(b_k + 16 * v);
-#pragma GCC unroll 32
-    for (int r = 0; r < Rows; ++r) {
-      const __m512 a_vec = _mm512_set1_ps(a_k[r * a_row_step]);
-#pragma GCC unroll 2
-      for (int v = 0; v < Vectors; ++v) sum[r][v] = _mm512_fmadd_ps(a_vec, b_vec[v], sum[r][v]);
-    }
-  }
-#pragma GCC unroll 32
-  for (int r = 0; r < Rows; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < Vectors; ++v) {
-      const __mmask16 mask = v == Vectors - 1 ? last_mask : static_cast<__mmask16>(0xFFFF);
-      float* out = c + r * ldc + 16 * v;
-      const __m512 total =
-          accumulate ? _mm512_add_ps(sum[r][v], _mm512_maskz_loadu_ps(mask, out)) : sum[r][v];
-      _mm512_mask_storeu_ps(out, mask, total);
-    }
-}
-
-using TileFn = void (*)(std::int64_t, const float*, std::int64_t, std::int64_t, const float*,
-                        std::int64_t, float*, std::int64_t, __mmask16, bool);
-
-// Register budget (32 zmm): Rows x Vectors accumulators + Vectors of b + one broadcast.
-template <int Vectors>
-constexpr int kMaxRows = Vectors == 2 ? 12 : 24;
-
-template <int Vectors, std::size_t... Index>
-constexpr std::array<TileFn, sizeof...(Index)> tile_table(std::index_sequence<Index...>) {
-  return {&tile<static_cast<int>(Index) + 1, Vectors>...};
-}
-
-template <int Vectors>
-void tiles_over_rows(std::int64_t rows, std::int64_t depth, const float* a, std::int64_t a_row_step,
-                     std::int64_t a_depth_step, const float* b, std::int64_t ldb, float* c,
-                     std::int64_t ldc, __mmask16 last_mask, bool accumulate) {
-  static constexpr auto kTiles = tile_table<Vectors>(std::make_index_sequence<kMaxRows<Vectors>>{});
-  // Equal tiles: 25 rows run as 13 + 12, not 24 + 1 (a tile streams all of b whatever its rows).
-  const std::int64_t tile_count = (rows + kMaxRows<Vectors> - 1) / kMaxRows<Vectors>;
-  std::int64_t m = 0;
-  for (std::int64_t t = 0; t < tile_count; ++t) {
-    const std::int64_t height = (rows - m) / (tile_count - t);
-    kTiles[static_cast<std::size_t>(height - 1)](depth, a + m * a_row_step, a_row_step,
-                                                  a_depth_step, b, ldb, c + m * ldc, ldc,
-                                                  last_mask, accumulate);
-    m += height;
-  }
-}
-
-}  // namespace
-
-void gemm(std::int64_t rows, int cols, std::int64_t depth, const float* a, std::int64_t a_row_step,
-          std::int64_t a_depth_step, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-          bool accumulate) {
-  for (int n = 0; n < cols; n += 32) {
-    const int width = std::min(32, cols - n);
-    if (width > 16) {
-      const auto mask = static_cast<__mmask16>((1u << (width - 16)) - 1);
-      tiles_over_rows<2>(rows, depth, a, a_row_step, a_depth_step, b + n, ldb, c + n, ldc, mask,
-                         accumulate);
-    } else {
-      const auto mask = static_cast<__mmask16>((1u << width) - 1);
-      tiles_over_rows<1>(rows, depth, a, a_row_step, a_depth_step, b + n, ldb, c + n, ldc, mask,
-                         accumulate);
-    }
-  }
-}
-
-#else  // no AVX-512: plain loops the compiler vectorises for whatever the target has
-
-const char* isa() { return "portable"; }
-
-void gemm(std::int64_t rows, int cols, std::int64_t depth, const float* a, std::int64_t a_row_step,
-          std::int64_t a_depth_step, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-          bool accumulate) {
-  for (std::int64_t m = 0; m < rows; ++m) {
-    float* c_row = c + m * ldc;
-    if (!accumulate) std::fill(c_row, c_row + cols, 0.0f);
-    for (std::int64_t k = 0; k < depth; ++k) {
-      const float a_value = a[m * a_row_step + k * a_depth_step];
-      const float* b_row = b + k * ldb;
-      for (int n = 0; n < cols; ++n) c_row[n] += a_value * b_row[n];
-    }
-  }
-}
-
-#endif
 
 }  // namespace dae::kernels

@@ -91,6 +91,7 @@ void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
 FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
     : model_(model), batch_(batch) {
   DAE_CHECK(batch > 0, "FusedConvDaeStep: batch must be > 0");
+  kernels::isa();  // chooses the kernel variant now: a refused DAE_CPU_ISA fails at start
   for (const auto& parameter : model_.parameters())
     DAE_CHECK(parameter.device().is_cpu() && parameter.scalar_type() == torch::kFloat32,
               "FusedConvDaeStep: the model must hold float32 parameters on the CPU");
@@ -280,6 +281,10 @@ torch::Tensor FusedConvDaeStep::output() const { return output_.view({batch_, 1,
 std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
                                                   std::int64_t batch) {
   if (config.kernels == "libtorch") return nullptr;
+  // auto decides by ISA, not by timing steps at start (noisy on a shared node, and a different
+  // choice per rank): the SIMD variants beat LibTorch's step at batch 50 (README, "CPU speed"),
+  // the generic loops are 2-3.5x slower than it.
+  if (config.kernels == "auto" && kernels::current_isa() == kernels::Isa::kGeneric) return nullptr;
   if (config.precision != "fp32") {
     if (config.kernels == "fused")
       throw Error("kernels: 'fused' computes in fp32; precision = " + config.precision +

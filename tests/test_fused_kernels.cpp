@@ -1,17 +1,18 @@
 // dae's CPU kernels (cpu_kernels.hpp) and the fused training step (fused_conv_dae.hpp) against
 // LibTorch's reference ops: every layer forward and backward, and whole steps, within 1e-5
-// relative (max |difference| / max |reference|).
+// relative (max |difference| / max |reference|). tests/CMakeLists.txt runs them once per kernel
+// variant (DAE_CPU_ISA=avx512|avx2|generic).
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "dae/cpu_kernels.hpp"
-#ifndef DAE_KERNEL_TESTS_ONLY  // the portable-kernel build links cpu_kernels.cpp alone
+#include <cstdlib>
+
 #include "dae/config.hpp"
+#include "dae/cpu_kernels.hpp"
 #include "dae/error.hpp"
 #include "dae/fused_conv_dae.hpp"
 #include "dae/model.hpp"
-#endif
 
 namespace dae {
 namespace {
@@ -34,8 +35,10 @@ torch::Tensor from_rows(const torch::Tensor& rows, std::int64_t batch, std::int6
 
 TEST(Gemm, MatchesMatmulForEveryTileShape) {
   torch::manual_seed(1);
-  for (std::int64_t rows : {1, 7, 12, 13, 24, 25, 49, 61})
-    for (int cols : {1, 15, 16, 17, 25, 32, 33, 400})
+  // Rows and columns around every tile edge of both SIMD variants (AVX-512: 16-float vectors,
+  // up to 12 / 24 rows; AVX2: 8-float vectors, up to 6 / 12 rows), full and masked.
+  for (std::int64_t rows : {1, 5, 6, 7, 12, 13, 24, 25, 49, 61})
+    for (int cols : {1, 7, 8, 9, 15, 16, 17, 24, 25, 32, 33, 400})
       for (std::int64_t depth : {1, 5, 400}) {
         const torch::Tensor a = torch::randn({rows, depth}), b = torch::randn({depth, cols});
         const torch::Tensor start = torch::randn({rows, cols});
@@ -132,9 +135,34 @@ TEST(GemmCol2im, TransposedConvolutionForwardAndBackward) {
   }
 }
 
-#ifdef DAE_KERNEL_TESTS_ONLY
-TEST(Kernels, ThisBuildRunsThePortableLoops) { EXPECT_STREQ(kernels::isa(), "portable"); }
-#else
+// The forced runs of these tests must really run the variant they name, or they would test the
+// same kernels three times.
+TEST(Kernels, RunTheVariantDaeCpuIsaAsksForElseTheBest) {
+  const char* forced = std::getenv("DAE_CPU_ISA");
+  if (forced != nullptr && *forced != '\0')
+    EXPECT_STREQ(kernels::isa(), forced);
+  else
+    EXPECT_EQ(kernels::current_isa(), kernels::best_isa());
+}
+
+TEST(Kernels, ChooseIsaForcesALowerVariantAndRefusesAHigherOne) {
+  using kernels::Isa;
+  EXPECT_EQ(kernels::choose_isa(nullptr, Isa::kAvx2), Isa::kAvx2);
+  EXPECT_EQ(kernels::choose_isa("", Isa::kAvx512), Isa::kAvx512);
+  EXPECT_EQ(kernels::choose_isa("avx2", Isa::kAvx512), Isa::kAvx2);
+  EXPECT_EQ(kernels::choose_isa("generic", Isa::kAvx512), Isa::kGeneric);
+  EXPECT_EQ(kernels::choose_isa("avx512", Isa::kAvx512), Isa::kAvx512);
+  try {
+    kernels::choose_isa("avx512", Isa::kAvx2);
+    FAIL() << "avx512 forced on an AVX2 CPU";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(), "DAE_CPU_ISA=avx512: this CPU runs at most avx2 (a lower one can "
+                               "be forced, never a higher one)");
+  }
+  EXPECT_THROW(kernels::choose_isa("avx2", Isa::kGeneric), Error);
+  EXPECT_THROW(kernels::choose_isa("AVX2", Isa::kAvx512), Error);  // names are lower case
+}
+
 // A whole step: loss and every parameter's gradient, for each output activation, at one and
 // two threads, against LibTorch's autograd on the same module.
 TEST(FusedConvDaeStep, MatchesAutogradOnAWholeStep) {
@@ -193,11 +221,15 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
   Config config;
   ConvDae conv;
   MlpDae mlp;
-  EXPECT_NE(make_fused_step(config, *conv, 8), nullptr);  // auto, conv, CPU
+  // auto, conv, CPU: fused where the CPU has a SIMD variant; the generic loops are slower than
+  // LibTorch's oneDNN kernels, so there auto takes LibTorch's.
+  const bool simd = kernels::current_isa() != kernels::Isa::kGeneric;
+  EXPECT_EQ(make_fused_step(config, *conv, 8) != nullptr, simd) << kernels::isa();
   EXPECT_EQ(make_fused_step(config, *mlp, 8), nullptr);   // auto falls back to LibTorch
   config.kernels = "libtorch";
   EXPECT_EQ(make_fused_step(config, *conv, 8), nullptr);
-  config.kernels = "fused";
+  config.kernels = "fused";  // insists, whatever the variant
+  EXPECT_NE(make_fused_step(config, *conv, 8), nullptr);
   config.model = "mlp";
   try {
     make_fused_step(config, *mlp, 8);
@@ -220,8 +252,6 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
   config.kernels = "auto";
   EXPECT_EQ(make_fused_step(config, *conv, 8), nullptr);
 }
-
-#endif  // DAE_KERNEL_TESTS_ONLY
 
 }  // namespace
 }  // namespace dae

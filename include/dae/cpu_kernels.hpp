@@ -1,5 +1,6 @@
-// defines: dae::kernels::im2col, col2im, gemm, the element-wise ReLU/bias helpers, isa —
-//          the CPU building blocks of the seed network's 5x5, stride-2, 'SAME' layers (NHWC)
+// defines: dae::kernels::im2col, col2im, gemm, the element-wise ReLU/bias helpers — the CPU
+//          building blocks of the seed network's 5x5, stride-2, 'SAME' layers (NHWC) — and
+//          dae::kernels::Isa, isa, best_isa, choose_isa (which compiled variant runs them)
 #pragma once
 
 #include <cstdint>
@@ -11,8 +12,12 @@
 //   conv:            coarse = im2col(fine) @ P                     P = [25*Cin, Cout]
 //   transposed conv: fine   = col2im(coarse @ Q)                   Q = [Cin, 25*Cout]
 // and the backward passes use the same three functions (see fused_conv_dae.cpp).
-// The functions take raw pointers so that this file builds without LibTorch's headers, with the
-// machine's own instruction set (CMake option DAE_NATIVE_KERNELS).
+// The functions take raw pointers so that cpu_kernels.cpp builds without LibTorch's headers.
+// It holds three variants of all of them, one binary for every x86-64 CPU: AVX-512 and AVX2+FMA
+// (a register-blocked FMA microkernel for gemm) and generic (baseline x86-64 or any other CPU:
+// plain loops). The best one the CPU has is chosen once, at the first call; the environment
+// variable DAE_CPU_ISA=avx2|generic forces a lower one (tests and benchmarks run each variant on
+// one machine), and a higher one than the CPU has is refused with a dae::Error.
 namespace dae::kernels {
 
 inline constexpr int kTaps = 25;  // 5x5
@@ -44,7 +49,17 @@ void relu_backward(float* grad, const float* activation, std::int64_t count);
 // sums[c] = sum over r of x[r][c].
 void column_sums(const float* x, std::int64_t rows, int channels, float* sums);
 
-// The instruction set gemm was built for: "avx512" (register-blocked FMA microkernel) or "portable".
-const char* isa();
+// Kernel variants, in increasing order of what they need from the CPU.
+enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+
+const char* isa_name(Isa isa);  // "generic", "avx2", "avx512"
+// The best variant this CPU (and its OS) can run.
+Isa best_isa();
+// The variant to run on a CPU whose best is `best`, given DAE_CPU_ISA's value `requested` (null or
+// empty: `best`). Throws dae::Error (one line) for an unknown name or one above `best`.
+Isa choose_isa(const char* requested, Isa best);
+// The variant the functions above run (chosen at the first call; throws as choose_isa does).
+Isa current_isa();
+const char* isa();  // isa_name(current_isa())
 
 }  // namespace dae::kernels

@@ -64,7 +64,8 @@ class FusedConvDaeStep {
 };
 
 // The fused step when config.kernels allows it for this model, device and precision (auto: the
-// conv model on the CPU in fp32; fused: the same, or an error), else null (LibTorch's autograd
+// conv model on the CPU in fp32 with an AVX2 or AVX-512 kernel variant, see kernels::isa; fused:
+// the conv model on the CPU in fp32, or an error), else null (LibTorch's autograd
 // runs the step).
 std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
                                                   std::int64_t batch);
