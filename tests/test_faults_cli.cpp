@@ -101,14 +101,16 @@ TEST(DiskFull, ACheckpointThatDoesNotFitEndsTheJobWithOneLineAndKeepsTheOlderOne
   EXPECT_EQ(load_step(run_dir + "/checkpoints/ckpt_00000001.h5"), 1);
   EXPECT_EQ(load_step(run_dir + "/checkpoints/ckpt_00000002.h5"), 2);
 
-  // And the run continues from the newest intact one once there is room again.
+  // And the run continues from the newest intact one once there is room again (keeping one
+  // checkpoint, so that its final one and the evaluation outputs fit the small disk too).
   fs::remove(run_dir + "/checkpoints/ckpt_00000001.h5");
   // Leak checking is off for this second job only: in the sanitizer build LeakSanitizer's own
   // tracer intermittently crashed (signal 11) at this job's exit after a clean run, failing it
   // for a reason that is not ours; the first job above is still leak-checked.
   const auto resumed = run_command(
       "ASAN_OPTIONS=fast_unwind_on_malloc=0:detect_leaks=0 " +
-      job(2, dir.file("data.h5"), run_dir, "--steps 4 --checkpoint-every 0 --resume auto"));
+      job(2, dir.file("data.h5"), run_dir,
+          "--steps 4 --checkpoint-every 0 --keep-checkpoints 1 --resume auto"));
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("ckpt_00000002.h5 at step 2"), std::string::npos)
       << resumed.output;
