@@ -36,32 +36,73 @@ std::size_t promised_size(const std::vector<std::uint8_t>& bytes, const std::str
   return header + total;
 }
 
+// Appends decompressed bytes, learning the header's promise as soon as it is complete; false
+// once there is enough to tell the data from what follows it (one byte past the promise).
+class IdxBuffer {
+ public:
+  explicit IdxBuffer(const std::string& path) : path_(path) {}
+  bool append(const std::uint8_t* data, std::size_t size) {
+    bytes_.insert(bytes_.end(), data, data + size);
+    if (expected_ == 0 && (expected_ = promised_size(bytes_, path_)) != 0)
+      bytes_.reserve(expected_ + 1);
+    return !((expected_ != 0 && bytes_.size() > expected_) || bytes_.size() > kMaxIdxBytes);
+  }
+  std::vector<std::uint8_t> take() { return std::move(bytes_); }
+
+ private:
+  const std::string& path_;
+  std::vector<std::uint8_t> bytes_;
+  std::size_t expected_ = 0;
+};
+
+// Every gzip member of `compressed`, inflated into `out`. Anything after a member that is not
+// another member is refused: zlib's gzread would ignore such trailing bytes silently.
+void gunzip(const std::uint8_t* compressed, std::size_t size, const std::string& path,
+            IdxBuffer& out) {
+  z_stream stream{};
+  if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK) throw Error(path + ": cannot start zlib");
+  stream.next_in = const_cast<Bytef*>(compressed);
+  stream.avail_in = static_cast<uInt>(size);  // at most kMaxIdxBytes: fits
+  std::vector<std::uint8_t> block(1 << 20);
+  bool more = true;
+  while (more) {
+    stream.next_out = block.data();
+    stream.avail_out = static_cast<uInt>(block.size());
+    const int status = inflate(&stream, Z_NO_FLUSH);
+    if (status != Z_OK && status != Z_STREAM_END) {
+      inflateEnd(&stream);
+      throw Error(path + ": corrupt or truncated gzip stream");
+    }
+    more = out.append(block.data(), block.size() - stream.avail_out);
+    if (status != Z_STREAM_END) {
+      if (stream.avail_in == 0 && stream.avail_out != 0) {  // input ended inside a member
+        inflateEnd(&stream);
+        throw Error(path + ": corrupt or truncated gzip stream");
+      }
+      continue;
+    }
+    if (stream.avail_in == 0) break;  // the last member ended with the file
+    if (stream.avail_in < 2 || stream.next_in[0] != 0x1f || stream.next_in[1] != 0x8b) {
+      const auto junk = stream.avail_in;
+      inflateEnd(&stream);
+      throw Error(path + ": " + std::to_string(junk) + " bytes after the gzip stream that are "
+                  "not another gzip member");
+    }
+    inflateReset(&stream);  // another member follows (`cat a.gz b.gz`)
+  }
+  inflateEnd(&stream);
+}
+
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
   // A directory would read as a broken gzip stream and a FIFO could block forever.
-  require_regular_file(path, kMaxIdxBytes, "");
-  // gzread passes bytes through unchanged when the file is not gzip-compressed.
-  gzFile file = gzopen(path.c_str(), "rb");
-  if (file == nullptr) throw Error(path + ": cannot open");
-  std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t> block(1 << 20);
-  std::size_t expected = 0;
-  int got = 0;
-  while ((got = gzread(file, block.data(), static_cast<unsigned>(block.size()))) > 0) {
-    bytes.insert(bytes.end(), block.begin(), block.begin() + got);
-    try {
-      if (expected == 0 && (expected = promised_size(bytes, path)) != 0)
-        bytes.reserve(expected + 1);
-    } catch (const Error&) {
-      gzclose(file);
-      throw;
-    }
-    // Reading on past the promise only tells how much junk follows: one byte is enough.
-    if ((expected != 0 && bytes.size() > expected) || bytes.size() > kMaxIdxBytes) break;
-  }
-  const bool failed = got < 0;
-  gzclose(file);
-  if (failed) throw Error(path + ": corrupt or truncated gzip stream");
-  return bytes;
+  const std::string raw = read_small_regular_file(path, kMaxIdxBytes, "");
+  IdxBuffer out(path);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(raw.data());
+  if (raw.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b)
+    gunzip(bytes, raw.size(), path, out);
+  else
+    out.append(bytes, raw.size());  // not compressed
+  return out.take();
 }
 
 std::string resolve(const std::string& dir, const std::string& name) {
