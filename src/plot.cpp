@@ -89,8 +89,9 @@ void plot_sweep(const std::string& path, const std::vector<SweepCurve>& curves,
     graph.Title(titles[panel]);
     const double y_min = panel == 0 ? mse_min : 0;
     const double y_max = panel == 0 ? mse_max : panel == 1 ? std::ceil(psnr_max / 5) * 5 : 1;
+    graph.SetFunc("", "");  // linear first: the previous panel's log axis rejects y_min = 0
     graph.SetRanges(0, x_max, y_min, y_max);
-    graph.SetFunc("", panel == 0 ? "lg(y)" : "");
+    if (panel == 0) graph.SetFunc("", "lg(y)");
     graph.Axis();
     graph.Grid("xy", "h:");
     graph.Label('x', "noise level", 0);

@@ -79,8 +79,14 @@ TEST_F(Resume, SigtermToMpirunItselfCountsAsPreemptedAndResumeLoopRestarts) {
                            DAE_SOURCE_DIR + "/launch/resume_loop.sh --data " + dir.file("data.h5") +
                            " --run-dir " + dir.file("loop") +
                            " --batch-size 10 --eval-noise 0 --steps 1500 --log-every 20";
+  // The ranks are held (SIGSTOP) from the first logged step until the signal has reached mpirun,
+  // so the stop lands mid-run even where the whole run takes a second; mpirun's own teardown
+  // continues them (and the last pkill does, should it not).
+  const std::string ranks = "'^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("loop") + "'";
   const auto result = run_and_act(loop, "grep -q '^step' " + dir.file("background.log"),
-                                  "kill -TERM $(pgrep -P $job -x mpirun)");
+                                  "pkill -STOP -f " + ranks +
+                                      "; kill -TERM $(pgrep -P $job -x mpirun); sleep 1; pkill "
+                                      "-CONT -f " + ranks);
   EXPECT_NE(result.output.find("EXIT=0"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("the launcher exited with 1, but the ranks stopped at a checkpoint"),
             std::string::npos)
