@@ -55,12 +55,27 @@ class IdxBuffer {
   std::size_t expected_ = 0;
 };
 
+// zlib's inflate state, ended exactly once however gunzip leaves (IdxBuffer::append can throw).
+class Inflater {
+ public:
+  explicit Inflater(const std::string& path) {
+    if (inflateInit2(&stream_, 16 + MAX_WBITS) != Z_OK) throw Error(path + ": cannot start zlib");
+  }
+  ~Inflater() { inflateEnd(&stream_); }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+  z_stream& get() { return stream_; }
+
+ private:
+  z_stream stream_{};
+};
+
 // Every gzip member of `compressed`, inflated into `out`. Anything after a member that is not
 // another member is refused: zlib's gzread would ignore such trailing bytes silently.
 void gunzip(const std::uint8_t* compressed, std::size_t size, const std::string& path,
             IdxBuffer& out) {
-  z_stream stream{};
-  if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK) throw Error(path + ": cannot start zlib");
+  Inflater inflater(path);
+  z_stream& stream = inflater.get();
   stream.next_in = const_cast<Bytef*>(compressed);
   stream.avail_in = static_cast<uInt>(size);  // at most kMaxIdxBytes: fits
   std::vector<std::uint8_t> block(1 << 20);
@@ -69,28 +84,19 @@ void gunzip(const std::uint8_t* compressed, std::size_t size, const std::string&
     stream.next_out = block.data();
     stream.avail_out = static_cast<uInt>(block.size());
     const int status = inflate(&stream, Z_NO_FLUSH);
-    if (status != Z_OK && status != Z_STREAM_END) {
-      inflateEnd(&stream);
+    // Input that ends inside a member shows as no progress (Z_BUF_ERROR) or as a step that
+    // consumed everything without filling the output.
+    const bool cut = status == Z_OK && stream.avail_in == 0 && stream.avail_out != 0;
+    if ((status != Z_OK && status != Z_STREAM_END) || cut)
       throw Error(path + ": corrupt or truncated gzip stream");
-    }
     more = out.append(block.data(), block.size() - stream.avail_out);
-    if (status != Z_STREAM_END) {
-      if (stream.avail_in == 0 && stream.avail_out != 0) {  // input ended inside a member
-        inflateEnd(&stream);
-        throw Error(path + ": corrupt or truncated gzip stream");
-      }
-      continue;
-    }
+    if (status != Z_STREAM_END) continue;
     if (stream.avail_in == 0) break;  // the last member ended with the file
-    if (stream.avail_in < 2 || stream.next_in[0] != 0x1f || stream.next_in[1] != 0x8b) {
-      const auto junk = stream.avail_in;
-      inflateEnd(&stream);
-      throw Error(path + ": " + std::to_string(junk) + " bytes after the gzip stream that are "
-                  "not another gzip member");
-    }
+    if (stream.avail_in < 2 || stream.next_in[0] != 0x1f || stream.next_in[1] != 0x8b)
+      throw Error(path + ": " + std::to_string(stream.avail_in) + " bytes after the gzip stream "
+                  "that are not another gzip member");
     inflateReset(&stream);  // another member follows (`cat a.gz b.gz`)
   }
-  inflateEnd(&stream);
 }
 
 std::vector<std::uint8_t> read_whole_file(const std::string& path) {
