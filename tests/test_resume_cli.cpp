@@ -79,11 +79,13 @@ TEST_F(Resume, SigtermToMpirunItselfCountsAsPreemptedAndResumeLoopRestarts) {
                            DAE_SOURCE_DIR + "/launch/resume_loop.sh --data " + dir.file("data.h5") +
                            " --run-dir " + dir.file("loop") +
                            " --batch-size 10 --eval-noise 0 --steps 1500 --log-every 20";
-  // The ranks are held (SIGSTOP) from the first logged step until the signal has reached mpirun,
-  // so the stop lands mid-run even where the whole run takes a second; mpirun's own teardown
-  // continues them (and the last pkill does, should it not).
+  // Ready once rank 0 holds the run-dir lock: every rank has its stop handlers by then (they are
+  // installed before the first collective), and the log, which mpirun forwards in bursts, may
+  // still show nothing while the whole 1-second run goes by. The ranks are then held (SIGSTOP)
+  // until the signal has reached mpirun, so the stop lands before training ends; mpirun's own
+  // teardown continues them (and the last pkill does, should it not).
   const std::string ranks = "'^" + std::string(DAE_DIST_BIN) + " .*" + dir.file("loop") + "'";
-  const auto result = run_and_act(loop, "grep -q '^step' " + dir.file("background.log"),
+  const auto result = run_and_act(loop, "test -e " + dir.file("loop/.lock"),
                                   "pkill -STOP -f " + ranks +
                                       "; kill -TERM $(pgrep -P $job -x mpirun); sleep 1; pkill "
                                       "-CONT -f " + ranks);
