@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "dae/cpu_kernels.hpp"
-#include "dae/fused_conv_dae.hpp"
-#include "dae/model.hpp"
+#include "dae/model/cpu_kernels.hpp"
+#include "dae/model/fused_conv_dae.hpp"
+#include "dae/model/model.hpp"
 
 namespace {
 
@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   const std::string which = argc > 4 ? argv[4] : "both";
   at::set_num_threads(threads);
   torch::manual_seed(1);
-  dae::ConvDae model("none");
+  dae::ConvDae model(dae::Activation::kNone);
   dae::init_xavier(*model);
   const torch::Tensor clean = torch::rand({batch, 1, 28, 28});
   const torch::Tensor noisy = clean + 0.3 * torch::randn_like(clean);

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "dae/checkpoint.hpp"
+#include "dae/train/checkpoint.hpp"
 #include "fuzz_model.hpp"
 #include "fuzz_support.hpp"
 

@@ -2,7 +2,7 @@
 // bytes are FILE), followed by the validation of every value.
 #include <cstdint>
 
-#include "dae/config.hpp"
+#include "dae/core/config.hpp"
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

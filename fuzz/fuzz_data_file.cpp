@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "dae/dataset.hpp"
+#include "dae/data/dataset.hpp"
 #include "fuzz_support.hpp"
 
 namespace {

@@ -3,7 +3,7 @@
 // files do), and an accepted array is then checked as the images or labels of an MNIST split.
 #include <cstdint>
 
-#include "dae/idx.hpp"
+#include "dae/io/idx.hpp"
 #include "fuzz_support.hpp"
 
 namespace {

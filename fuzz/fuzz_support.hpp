@@ -13,7 +13,7 @@
 #include <string>
 #include <typeinfo>
 
-#include "dae/error.hpp"
+#include "dae/core/error.hpp"
 
 namespace dae::fuzz {
 

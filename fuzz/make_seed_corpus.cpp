@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "dae/checkpoint.hpp"
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/h5.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/io/h5.hpp"
 #include "fixtures.hpp"
 #include "fuzz_model.hpp"
 

@@ -6,12 +6,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # dae_dist's "checkpoint written, run me again" exit code (EX_TEMPFAIL), read from its one
 # definition, so that no script can drift from the binary's dae::kExitPreempted.
 DAE_EXIT_PREEMPTED=$(sed -n 's/^inline constexpr int kExitPreempted = \([0-9]\{1,3\}\);.*/\1/p' \
-  "$DAE_ROOT/include/dae/signals.hpp")
+  "$DAE_ROOT/include/dae/core/signals.hpp")
 if [ -z "$DAE_EXIT_PREEMPTED" ]; then
-  echo "job_control: cannot read kExitPreempted from $DAE_ROOT/include/dae/signals.hpp" >&2
+  echo "job_control: cannot read kExitPreempted from $DAE_ROOT/include/dae/core/signals.hpp" >&2
   exit 1
 fi
-# Rank 0's line when a stop signal made it write a checkpoint (src/trainer.cpp).
+# Rank 0's line when a stop signal made it write a checkpoint (src/train/trainer.cpp).
 DAE_STOP_LINE='^stop signal: checkpoint .* written at step [0-9]*'
 
 # dae_has_option NAME ARGS...: whether ARGS hold --NAME, as `--NAME VALUE` or `--NAME=VALUE`.

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <memory>
 
-#include "dae/error.hpp"
-#include "dae/mpi.hpp"
-#include "dae/teardown.hpp"
+#include "dae/core/error.hpp"
+#include "dae/dist/mpi.hpp"
+#include "dae/dist/teardown.hpp"
 
 int main(int argc, char** argv) {
   const bool collective_teardown = argc > 1 && std::strcmp(argv[1], "--collective-teardown") == 0;

@@ -11,9 +11,9 @@
 #include <random>
 #include <stdexcept>
 
-#include "dae/checkpoint.hpp"
-#include "dae/error.hpp"
-#include "dae/model.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/core/error.hpp"
+#include "dae/model/model.hpp"
 
 namespace dae::testing {
 
@@ -169,8 +169,8 @@ double relative_difference(const torch::Tensor& got, const torch::Tensor& expect
 
 std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device device) {
   torch::manual_seed(7);
-  ModelPtr first = make_model(config);
-  ModelPtr second = make_model(config);
+  ModelPtr first = make_model(config.model);
+  ModelPtr second = make_model(config.model);
   {
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < first->parameters().size(); ++i)

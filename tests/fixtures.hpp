@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "dae/config.hpp"
-#include "dae/idx.hpp"
-#include "dae/model.hpp"
+#include "dae/core/config.hpp"
+#include "dae/io/idx.hpp"
+#include "dae/model/model.hpp"
 
 namespace dae::testing {
 

@@ -5,8 +5,8 @@
 
 #include <cstdio>
 
-#include "dae/cuda_support.hpp"
-#include "dae/device.hpp"
+#include "dae/dist/cuda_plugin.hpp"
+#include "dae/dist/device.hpp"
 
 namespace {
 

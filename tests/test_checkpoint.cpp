@@ -1,10 +1,10 @@
 // Checkpoint files that must be refused: wrong shapes, other format versions, truncation.
 #include <gtest/gtest.h>
 
-#include "dae/checkpoint.hpp"
-#include "dae/error.hpp"
-#include "dae/h5.hpp"
-#include "dae/model.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/core/error.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/model/model.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

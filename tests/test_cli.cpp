@@ -6,11 +6,11 @@
 #include <regex>
 #include <sstream>
 
-#include "dae/cuda_support.hpp"
-#include "dae/dataset.hpp"
-#include "dae/device.hpp"
-#include "dae/h5.hpp"
-#include "dae/image_io.hpp"
+#include "dae/dist/cuda_plugin.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/dist/device.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/io/image_io.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -110,7 +110,7 @@ TEST_F(Dist, BadConfigEndsTheJobWithOneLineFromRankZero) {
       {"--batch-size=-1" + data, "dae_dist: config: batch-size: must be > 0"},
       {"--noise=-1" + data, "dae_dist: config: noise: must be >= 0"},
       {"--lr 0" + data, "dae_dist: config: lr: must be > 0"},
-      {"--steps abc" + data, "dae_dist: config: the argument ('abc') for option '--steps' is invalid"},
+      {"--steps abc" + data, "dae_dist: config: steps: 'abc' is not a whole number"},
       {"--frobnicate 1" + data, "dae_dist: config: unrecognised option '--frobnicate'"},
       {"--data " + dir.file("absent.h5"), "absent.h5: cannot open"},
   };

@@ -3,8 +3,8 @@
 
 #include <fstream>
 
-#include "dae/config.hpp"
-#include "dae/error.hpp"
+#include "dae/core/config.hpp"
+#include "dae/core/error.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -32,7 +32,7 @@ TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   EXPECT_EQ(config.batch_size, 50);
   EXPECT_DOUBLE_EQ(config.lr, 0.01);
   EXPECT_EQ(config.lr_warmup, 500);
-  EXPECT_EQ(config.output_activation, "none");
+  EXPECT_EQ(config.model.output_activation, Activation::kNone);
   EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
 }
 
@@ -44,7 +44,8 @@ TEST(Config, CommandLineWinsOverFile) {
   EXPECT_EQ(from_file.data, "file.h5");
   EXPECT_EQ(from_file.steps, 200);
   EXPECT_DOUBLE_EQ(from_file.lr, 0.002);
-  EXPECT_EQ(from_file.eval_noise, (std::vector<double>{0.1, 0.2}));
+  // 0 (clean) and the training noise are always added, in order.
+  EXPECT_EQ(from_file.eval_noise, (std::vector<double>{0.0, 0.1, 0.2, 0.3}));
   const Config overridden = parse({"--config", dir.file("run.ini"), "--steps", "7", "--data=x.h5"});
   EXPECT_EQ(overridden.steps, 7);
   EXPECT_EQ(overridden.data, "x.h5");

@@ -3,9 +3,9 @@
 
 #include <set>
 
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/noise.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/data/noise.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "dae/error.hpp"
-#include "dae/image_io.hpp"
-#include "dae/metrics.hpp"
-#include "dae/model.hpp"
-#include "dae/noise.hpp"
+#include "dae/core/error.hpp"
+#include "dae/io/image_io.hpp"
+#include "dae/eval/metrics.hpp"
+#include "dae/model/model.hpp"
+#include "dae/data/noise.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -120,7 +120,7 @@ TEST(NoiseTypes, EachCorruptsTheRequestedFraction) {
   EXPECT_NEAR(masked.eq(0.0).to(torch::kFloat64).mean().item<double>(), 0.67, 0.02);
   EXPECT_TRUE(torch::logical_or(masked.eq(0.0), masked.eq(0.5)).all().item<bool>());
   EXPECT_TRUE(mask.corrupt(clean, 0.0).equal(clean));
-  EXPECT_THROW(parse_noise_type("speckle"), Error);
+  EXPECT_THROW(parse_enum<NoiseType>("noise-type", "speckle"), Error);
 }
 
 TEST(MlpDae, HasAComparableSizeAndTheSameInterface) {

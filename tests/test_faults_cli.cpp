@@ -6,11 +6,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "dae/checkpoint.hpp"
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/h5.hpp"
-#include "dae/model.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/model/model.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

@@ -1,8 +1,8 @@
 // FusedAdam (at::_fused_adam_ on the optimizer's own state) against torch::optim::Adam.
 #include <gtest/gtest.h>
 
-#include "dae/fused_adam.hpp"
-#include "dae/model.hpp"
+#include "dae/train/fused_adam.hpp"
+#include "dae/model/model.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -32,8 +32,8 @@ struct TwinModels {
       EXPECT_LT(relative_difference(fused->parameters()[i], reference->parameters()[i]), 1e-6)
           << "parameter " << i << " after step " << step;
   }
-  ConvDae reference{"none"};
-  ConvDae fused{"none"};
+  ConvDae reference{Activation::kNone};
+  ConvDae fused{Activation::kNone};
 };
 
 TEST(FusedAdam, MatchesLibTorchsAdamStepForStepWhileTheRateChanges) {

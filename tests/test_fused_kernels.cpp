@@ -8,11 +8,11 @@
 
 #include <cstdlib>
 
-#include "dae/config.hpp"
-#include "dae/cpu_kernels.hpp"
-#include "dae/error.hpp"
-#include "dae/fused_conv_dae.hpp"
-#include "dae/model.hpp"
+#include "dae/core/config.hpp"
+#include "dae/model/cpu_kernels.hpp"
+#include "dae/core/error.hpp"
+#include "dae/model/fused_conv_dae.hpp"
+#include "dae/model/model.hpp"
 
 namespace dae {
 namespace {
@@ -167,7 +167,8 @@ TEST(Kernels, ChooseIsaForcesALowerVariantAndRefusesAHigherOne) {
 // two threads, against LibTorch's autograd on the same module.
 TEST(FusedConvDaeStep, MatchesAutogradOnAWholeStep) {
   const int threads_before = at::get_num_threads();
-  for (const char* activation : {"relu", "sigmoid", "none"})
+  for (const Activation activation :
+       {Activation::kRelu, Activation::kSigmoid, Activation::kNone})
     for (int threads : {1, 2}) {
       at::set_num_threads(threads);
       torch::manual_seed(4);
@@ -188,19 +189,19 @@ TEST(FusedConvDaeStep, MatchesAutogradOnAWholeStep) {
       FusedConvDaeStep fused(*model, batch);
       const torch::Tensor fused_loss = fused.train_step(noisy, clean);
       EXPECT_NEAR(fused_loss.item<double>(), loss.item<double>(), kTolerance * loss.item<double>())
-          << activation;
+          << name_of(activation);
       EXPECT_LT(relative_error(fused.output(), model->forward(noisy).detach()), kTolerance);
       const auto names = model->named_parameters().keys();
       for (std::size_t i = 0; i < expected.size(); ++i)
         EXPECT_LT(relative_error(model->parameters()[i].grad(), expected[i]), kTolerance)
-            << activation << ", " << threads << " threads: " << names[i];
+            << name_of(activation) << ", " << threads << " threads: " << names[i];
     }
   at::set_num_threads(threads_before);
 }
 
 TEST(FusedConvDaeStep, ForwardMatchesTheModuleForAnyNumberOfImages) {
   torch::manual_seed(5);
-  ConvDae model("relu");
+  ConvDae model(Activation::kRelu);
   FusedConvDaeStep fused(*model, 16);
   for (std::int64_t count : {1, 16, 37}) {  // less than, exactly and more than one batch
     const torch::Tensor images = torch::rand({count, 1, 28, 28});
@@ -226,11 +227,11 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
   const bool simd = kernels::current_isa() != kernels::Isa::kGeneric;
   EXPECT_EQ(make_fused_step(config, *conv, 8) != nullptr, simd) << kernels::isa();
   EXPECT_EQ(make_fused_step(config, *mlp, 8), nullptr);   // auto falls back to LibTorch
-  config.kernels = "libtorch";
+  config.kernels = KernelChoice::kLibtorch;
   EXPECT_EQ(make_fused_step(config, *conv, 8), nullptr);
-  config.kernels = "fused";  // insists, whatever the variant
+  config.kernels = KernelChoice::kFused;  // insists, whatever the variant
   EXPECT_NE(make_fused_step(config, *conv, 8), nullptr);
-  config.model = "mlp";
+  config.model.kind = ModelKind::kMlp;
   try {
     make_fused_step(config, *mlp, 8);
     FAIL() << "kernels = fused accepted the mlp model";
@@ -240,8 +241,8 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
         << error.what();
   }
   // The fused kernels compute in fp32: bf16 means LibTorch's kernels, or an error with fused.
-  config.model = "conv";
-  config.precision = "bf16";
+  config.model.kind = ModelKind::kConv;
+  config.precision = Precision::kBf16;
   try {
     make_fused_step(config, *conv, 8);
     FAIL() << "kernels = fused accepted precision = bf16";
@@ -249,7 +250,7 @@ TEST(MakeFusedStep, FollowsTheKernelsOption) {
     EXPECT_NE(std::string(error.what()).find("precision = bf16"), std::string::npos)
         << error.what();
   }
-  config.kernels = "auto";
+  config.kernels = KernelChoice::kAuto;
   EXPECT_EQ(make_fused_step(config, *conv, 8), nullptr);
 }
 

@@ -11,16 +11,16 @@
 #include <set>
 #include <thread>
 
-#include "dae/checkpoint.hpp"
-#include "dae/cuda_support.hpp"
-#include "dae/device.hpp"
-#include "dae/error.hpp"
-#include "dae/fused_adam.hpp"
-#include "dae/model.hpp"
-#include "dae/mpi.hpp"
-#include "dae/mpi_communicator.hpp"
-#include "dae/nccl_communicator.hpp"
-#include "dae/trainer.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/dist/cuda_plugin.hpp"
+#include "dae/dist/device.hpp"
+#include "dae/core/error.hpp"
+#include "dae/train/fused_adam.hpp"
+#include "dae/model/model.hpp"
+#include "dae/dist/mpi.hpp"
+#include "dae/dist/mpi_communicator.hpp"
+#include "dae/dist/nccl_communicator.hpp"
+#include "dae/train/trainer.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -38,7 +38,7 @@ class Gpu : public ::testing::Test {
   void SetUp() override {
     torch::set_num_threads(1);
     // As dae_dist does with device = cuda: load CUDA support (the NCCL backend with it).
-    gpus_ = cuda_built() ? usable_gpu_count("cuda", "auto") : 0;
+    gpus_ = cuda_built() ? usable_gpu_count(DeviceKind::kCuda, BackendKind::kAuto) : 0;
   }
   // NCCL needs a GPU of its own per rank.
   bool nccl_possible() const { return nccl_built() && gpus_ >= world.local_size(); }
@@ -47,18 +47,19 @@ class Gpu : public ::testing::Test {
   }
   // NCCL where every rank has a GPU of its own, else the MPI backend on GPU tensors.
   std::unique_ptr<Communicator> gpu_communicator() const {
-    if (all_ranks_agree(world, nccl_possible()))
+    if (control.all_agree(nccl_possible()))
       return make_nccl_communicator(world, my_gpu(), kTimeoutS);
     return std::make_unique<MpiCommunicator>(world);
   }
   MpiComm world{MPI_COMM_WORLD};
+  MpiCommunicator control{world};  // the control plane's votes, whatever the test's data plane
   int gpus_ = 0;
 };
 
 // A short GPU run (the Trainer reads no data file: the shard comes from synthetic_shard).
 Config gpu_run(long steps, long batch_size) {
   Config config;
-  config.device = "cuda";
+  config.device = DeviceKind::kCuda;
   config.steps = steps;
   config.batch_size = batch_size;
   config.log_every = 1000;
@@ -81,20 +82,20 @@ Shard synthetic_shard(std::uint32_t rows, std::uint32_t seed) {
 // every rank is done with it.
 class SharedRunDir {
  public:
-  explicit SharedRunDir(const MpiComm& world) : world_(world) {
-    if (world.rank() == 0) {
+  explicit SharedRunDir(const Communicator& comm) : comm_(comm) {
+    if (comm.rank() == 0) {
       dir_ = std::make_unique<testing::TempDir>();
       path_ = dir_->path().string();
     }
-    broadcast_string(world, path_, 0);
+    comm.broadcast_text(path_, 0);
   }
-  ~SharedRunDir() { MPI_Barrier(world_.get()); }
+  ~SharedRunDir() { comm_.barrier(); }
   SharedRunDir(const SharedRunDir&) = delete;
   SharedRunDir& operator=(const SharedRunDir&) = delete;
   const std::string& path() const { return path_; }
 
  private:
-  const MpiComm& world_;
+  const Communicator& comm_;
   std::unique_ptr<testing::TempDir> dir_;
   std::string path_;
 };
@@ -127,8 +128,8 @@ TEST_F(Gpu, NcclNeedsACudaDevice) {
 }
 
 TEST_F(Gpu, VisibleGpusAreNamedByDistinctIdentities) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
-  const std::vector<std::string> ids = visible_gpus("cuda", "auto");
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const std::vector<std::string> ids = visible_gpus(DeviceKind::kCuda, BackendKind::kAuto);
   ASSERT_EQ(static_cast<int>(ids.size()), gpus_);
   EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
   for (const auto& id : ids)
@@ -145,7 +146,7 @@ TEST_F(Gpu, VisibleGpusAreNamedByDistinctIdentities) {
 }
 
 TEST_F(Gpu, SelectGpuMakesItTheProcesssCurrentDevice) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
   for (int index = gpus_ - 1; index >= 0; --index) {
     select_gpu(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
@@ -158,7 +159,7 @@ TEST_F(Gpu, SelectGpuMakesItTheProcesssCurrentDevice) {
 // wait in ncclCommDestroy (collective) for peers that are elsewhere: here rank 1 unwinds while
 // the others wait in MPI_Barrier for it; destroying, it would never reach the barrier.
 TEST_F(Gpu, NcclCommunicatorIsAbortedNotDestroyedWhileUnwinding) {
-  if (world.size() < 2 || !all_ranks_agree(world, nccl_possible()))
+  if (world.size() < 2 || !control.all_agree(nccl_possible()))
     GTEST_SKIP() << "needs two ranks with a GPU each";
   const auto start = std::chrono::steady_clock::now();
   auto comm = make_nccl_communicator(world, my_gpu(), kTimeoutS);
@@ -173,7 +174,7 @@ TEST_F(Gpu, NcclCommunicatorIsAbortedNotDestroyedWhileUnwinding) {
     }
   };
   if (world.rank() == 1) fail_holding();
-  MPI_Barrier(world.get());
+  control.barrier();
   if (world.rank() != 1) fail_holding();  // its peer is gone: this one aborts too
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30);
 }
@@ -181,7 +182,7 @@ TEST_F(Gpu, NcclCommunicatorIsAbortedNotDestroyedWhileUnwinding) {
 // The watchdog polls while collectives are pending and after they are done: a healthy
 // communicator with a short timeout is left alone (a false alarm would end this process).
 TEST_F(Gpu, NcclWatchdogLeavesAHealthyCommunicatorAlone) {
-  if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
+  if (!control.all_agree(nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
   const auto comm = make_nccl_communicator(world, my_gpu(), 2);
   torch::Tensor values = torch::ones({26450}, torch::TensorOptions().device(my_gpu()));
   for (int i = 0; i < 50; ++i) comm->all_reduce_mean(values);
@@ -191,7 +192,7 @@ TEST_F(Gpu, NcclWatchdogLeavesAHealthyCommunicatorAlone) {
 }
 
 TEST_F(Gpu, NcclAllReduceEqualsMpiAllReduce) {
-  if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
+  if (!control.all_agree(nccl_possible())) GTEST_SKIP() << "no GPU per rank for NCCL here";
   const auto nccl = make_nccl_communicator(world, my_gpu(), kTimeoutS);
   MpiCommunicator mpi(world);
   torch::manual_seed(100 + world.rank());
@@ -208,7 +209,7 @@ TEST_F(Gpu, NcclAllReduceEqualsMpiAllReduce) {
 }
 
 TEST_F(Gpu, MpiBackendStagesGpuTensorsThroughTheHost) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   MpiCommunicator mpi(world);
   torch::Tensor values = torch::full({7}, static_cast<float>(world.rank() + 1)).to(my_gpu());
   mpi.all_reduce_mean(values);
@@ -217,10 +218,10 @@ TEST_F(Gpu, MpiBackendStagesGpuTensorsThroughTheHost) {
 }
 
 TEST_F(Gpu, OneTrainingStepOnTheGpuMatchesTheCpu) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   torch::manual_seed(9);
-  ConvDae cpu_model("none");
-  ConvDae gpu_model("none");
+  ConvDae cpu_model(Activation::kNone);
+  ConvDae gpu_model(Activation::kNone);
   {
     torch::NoGradGuard no_grad;
     for (std::size_t i = 0; i < cpu_model->parameters().size(); ++i)
@@ -244,7 +245,7 @@ TEST_F(Gpu, OneTrainingStepOnTheGpuMatchesTheCpu) {
 }
 
 TEST_F(Gpu, CudaGraphReplaysGiveTheEagerSteps) {
-  if (!all_ranks_agree(world, nccl_possible())) GTEST_SKIP() << "CUDA graphs need NCCL here";
+  if (!control.all_agree(nccl_possible())) GTEST_SKIP() << "CUDA graphs need NCCL here";
   const auto comm = make_nccl_communicator(world, my_gpu(), kTimeoutS);
   const DeterministicCudnn deterministic;
   Config eager_config = gpu_run(10, 64);
@@ -269,7 +270,7 @@ TEST_F(Gpu, CudaGraphReplaysGiveTheEagerSteps) {
 }
 
 TEST_F(Gpu, ShortRunsHalveTheLossEagerAndAsACudaGraph) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   const auto comm = gpu_communicator();
   const Shard shard = synthetic_shard(600, 4);
   for (const bool use_graph : {false, true}) {
@@ -288,11 +289,11 @@ TEST_F(Gpu, ShortRunsHalveTheLossEagerAndAsACudaGraph) {
 }
 
 TEST_F(Gpu, Bf16AutocastStepOnTheGpuIsCloseToFp32) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   const auto comm = gpu_communicator();
   const Config fp32_config = gpu_run(1, 32);
   Config bf16_config = fp32_config;
-  bf16_config.precision = "bf16";
+  bf16_config.precision = Precision::kBf16;
   const Shard shard = synthetic_shard(64, 5);
   const auto [fp32_model, bf16_model] = twin_models(fp32_config, my_gpu());
   Trainer fp32(fp32_config, *comm, shard, fp32_model);
@@ -309,7 +310,7 @@ TEST_F(Gpu, Bf16AutocastStepOnTheGpuIsCloseToFp32) {
 }
 
 TEST_F(Gpu, ProfileTimesThePhasesWithCudaEvents) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
   const auto comm = gpu_communicator();
   const Shard shard = synthetic_shard(256, 6);
   auto phases_of = [&](bool use_graph) {
@@ -333,11 +334,11 @@ TEST_F(Gpu, ProfileTimesThePhasesWithCudaEvents) {
 }
 
 TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
-  const SharedRunDir shared(world);
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const SharedRunDir shared(control);
   const std::string& run_dir = shared.path();
   torch::manual_seed(3);
-  ConvDae on_gpu("none");
+  ConvDae on_gpu(Activation::kNone);
   on_gpu->to(my_gpu());
   torch::optim::Adam adam(on_gpu->parameters());
   torch::mse_loss(on_gpu->forward(torch::rand({4, 1, 28, 28}).to(my_gpu())),
@@ -347,9 +348,9 @@ TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
   TrainState state;
   state.step = 1;
   state.noise_state = torch::zeros({16}, torch::kUInt8);
-  Checkpointer(world, run_dir, 1, "test").save(*on_gpu, adam, state);
+  Checkpointer(control, run_dir, 1, "test").save(*on_gpu, adam, state);
 
-  ConvDae on_cpu("none");
+  ConvDae on_cpu(Activation::kNone);
   torch::optim::Adam cpu_adam(on_cpu->parameters());
   load_checkpoint(run_dir + "/checkpoints/ckpt_00000001.h5", *on_cpu, cpu_adam);
   for (std::size_t i = 0; i < on_cpu->parameters().size(); ++i)
@@ -357,21 +358,21 @@ TEST_F(Gpu, CheckpointSavedOnGpuLoadsOnCpu) {
 }
 
 TEST_F(Gpu, CheckpointSavedOnCpuResumesOnTheGpu) {
-  if (!all_ranks_agree(world, gpus_ > 0)) GTEST_SKIP() << "no GPU here";
-  const SharedRunDir shared(world);
+  if (!control.all_agree(gpus_ > 0)) GTEST_SKIP() << "no GPU here";
+  const SharedRunDir shared(control);
   const std::string& run_dir = shared.path();
   const Shard shard = synthetic_shard(128, 7);
   Config cpu_config = gpu_run(3, 16);
-  cpu_config.device = "cpu";
+  cpu_config.device = DeviceKind::kCpu;
   const ModelPtr cpu_model = twin_models(cpu_config, torch::kCPU).first;
   MpiCommunicator cpu_comm(world);
-  Checkpointer checkpointer(world, run_dir, 1, "test");
+  Checkpointer checkpointer(control, run_dir, 1, "test");
   Trainer on_cpu(cpu_config, cpu_comm, shard, cpu_model, &checkpointer);
   on_cpu.fit();  // writes the step-3 checkpoint at the end
 
   const Config gpu_config = gpu_run(4, 16);
   torch::manual_seed(11);  // other initial weights: everything must come from the checkpoint
-  const ModelPtr gpu_model = make_model(gpu_config);
+  const ModelPtr gpu_model = make_model(gpu_config.model);
   gpu_model->to(my_gpu());
   const auto gpu_comm = gpu_communicator();
   Trainer on_gpu(gpu_config, *gpu_comm, shard, gpu_model);

@@ -7,11 +7,11 @@
 
 #include <fstream>
 
-#include "dae/checkpoint.hpp"
-#include "dae/dataset.hpp"
-#include "dae/files.hpp"
-#include "dae/h5.hpp"
-#include "dae/image_io.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/files.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/io/image_io.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

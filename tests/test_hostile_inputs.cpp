@@ -11,12 +11,12 @@
 #include <chrono>
 #include <fstream>
 
-#include "dae/config.hpp"
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/files.hpp"
-#include "dae/h5.hpp"
-#include "dae/idx.hpp"
+#include "dae/core/config.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/core/files.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/io/idx.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

@@ -1,10 +1,10 @@
 // IDX reader on good and corrupted fixtures; dae_prepare's data-file round trip.
 #include <gtest/gtest.h>
 
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/h5.hpp"
-#include "dae/idx.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/io/idx.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

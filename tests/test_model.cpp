@@ -1,8 +1,8 @@
 // The seed network's geometry and size.
 #include <gtest/gtest.h>
 
-#include "dae/config.hpp"
-#include "dae/model.hpp"
+#include "dae/core/config.hpp"
+#include "dae/model/model.hpp"
 
 namespace dae {
 namespace {
@@ -28,7 +28,7 @@ TEST(ConvDae, GeometryIs28To14To7To14To28) {
 TEST(ConvDae, OutputActivationIsApplied) {
   torch::manual_seed(3);
   const torch::Tensor images = torch::rand({2, 1, 28, 28});
-  ConvDae relu("relu"), sigmoid("sigmoid"), none("none");
+  ConvDae relu(Activation::kRelu), sigmoid(Activation::kSigmoid), none(Activation::kNone);
   EXPECT_GE(relu->forward(images).min().item<float>(), 0.0f);
   const torch::Tensor squashed = sigmoid->forward(images);
   EXPECT_GT(squashed.min().item<float>(), 0.0f);
@@ -40,9 +40,9 @@ TEST(ConvDae, OutputActivationIsApplied) {
 TEST(ConvDae, TruncatedNormalInitIsTheSeedsTensorFlowHelpers) {
   torch::manual_seed(4);
   Config config;
-  config.init = "truncated-normal";
-  config.init_bias = 0.1;
-  const ModelPtr model = make_model(config);
+  config.model.init = InitKind::kTruncatedNormal;
+  config.model.init_bias = 0.1;
+  const ModelPtr model = make_model(config.model);
   std::vector<torch::Tensor> weights;
   for (const auto& item : model->named_parameters()) {
     if (item.value().dim() > 1)
@@ -61,7 +61,7 @@ TEST(ConvDae, TruncatedNormalInitIsTheSeedsTensorFlowHelpers) {
 
 TEST(DeadChannels, AChannelThatNeverFiresIsCountedInItsLayerOnly) {
   torch::manual_seed(5);
-  ConvDae model("relu");
+  ConvDae model(Activation::kRelu);
   {
     torch::NoGradGuard no_grad;
     model->encoder1->weight[3].zero_();

@@ -4,14 +4,14 @@
 
 #include <filesystem>
 
-#include "dae/checkpoint.hpp"
-#include "dae/dataset.hpp"
-#include "dae/error.hpp"
-#include "dae/evaluator.hpp"
-#include "dae/model.hpp"
-#include "dae/mpi.hpp"
-#include "dae/mpi_communicator.hpp"
-#include "dae/trainer.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/core/error.hpp"
+#include "dae/eval/evaluator.hpp"
+#include "dae/model/model.hpp"
+#include "dae/dist/mpi.hpp"
+#include "dae/dist/mpi_communicator.hpp"
+#include "dae/train/trainer.hpp"
 #include "fixtures.hpp"
 
 namespace dae {
@@ -109,12 +109,12 @@ TEST_F(MultiRank, AveragedGradientEqualsGradientOfTheConcatenatedBatch) {
 TEST_F(MultiRank, ReplicasStayBitIdenticalAfterTwentySteps) {
   SharedDataFile data(comm, 400, 40);
   Config config = short_run(data, 20, 16);
-  config.output_activation = "relu";  // the seed's network, exactly
+  config.model.output_activation = Activation::kRelu;  // the seed's network, exactly
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
 
   // Different initial weights on every rank: the broadcast must make them one model.
   torch::manual_seed(100 + comm.rank());
-  ConvDae model(config.output_activation);
+  ConvDae model(config.model.output_activation);
   broadcast_parameters(*model, comm);
   Trainer trainer(config, comm, shard, model.ptr());
   trainer.fit();
@@ -131,7 +131,7 @@ TEST_F(MultiRank, ShortRunHalvesTheLoss) {
   const Config config = short_run(data, 150, 25);
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   torch::manual_seed(7);
-  const ModelPtr model = make_model(config);
+  const ModelPtr model = make_model(config.model);
   broadcast_parameters(*model, comm);
   Trainer trainer(config, comm, shard, model);
   const double first_loss = trainer.step();
@@ -145,7 +145,7 @@ TEST_F(MultiRank, WarmupRaisesTheLearningRateLinearlyToLr) {
   Config config = short_run(data, 10, 4);
   config.lr_warmup = 4;
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
-  Trainer trainer(config, comm, shard, make_model(config));
+  Trainer trainer(config, comm, shard, make_model(config.model));
   auto rate = [&trainer] {
     return static_cast<torch::optim::AdamOptions&>(trainer.optimizer().param_groups()[0].options())
         .lr();
@@ -163,12 +163,12 @@ TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {
   config.eval_batch = 50;  // several blocks, spread over the ranks
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   torch::manual_seed(8);
-  const ModelPtr model = make_model(config);
+  const ModelPtr model = make_model(config.model);
   broadcast_parameters(*model, comm);
   Trainer trainer(config, comm, shard, model);
   trainer.fit();
 
-  const auto sweep = evaluate_noise_sweep(*model, comm, config);
+  const auto sweep = evaluate_test_set(*model, comm, config).metrics;
   ASSERT_EQ(sweep.size(), 4u);
   for (std::size_t i = 0; i < sweep.size(); ++i) {
     EXPECT_EQ(sweep[i].images, 120);
@@ -204,16 +204,16 @@ TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
   config.keep_checkpoints = 5;
   config.run_dir = data.run_dir("resume_run");
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
-  Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints, "test");
+  Checkpointer checkpointer(comm, config.run_dir, config.keep_checkpoints, "test");
 
   torch::manual_seed(5);
-  ConvDae uninterrupted(config.output_activation);
+  ConvDae uninterrupted(config.model.output_activation);
   broadcast_parameters(*uninterrupted, comm);
   Trainer first(config, comm, shard, uninterrupted.ptr(), &checkpointer);
   first.fit();
 
   torch::manual_seed(6);  // a different start: everything must come from the checkpoint
-  ConvDae resumed(config.output_activation);
+  ConvDae resumed(config.model.output_activation);
   Trainer second(config, comm, shard, resumed.ptr(), &checkpointer);
   const std::string step10 = config.run_dir + "/checkpoints/ckpt_00000010.h5";
   const CheckpointData saved = load_checkpoint(step10, *resumed, second.optimizer());
@@ -232,10 +232,10 @@ TEST_F(MultiRank, ResumeAtStepTenEndsBitIdenticalToTheUninterruptedRun) {
 TEST_F(MultiRank, Bf16AutocastStepIsCloseToFp32AndTrains) {
   SharedDataFile data(comm, 600, 40);
   Config fp32_config = short_run(data, 120, 25);
-  fp32_config.kernels = "libtorch";  // the reference runs the same LibTorch kernels in fp32
+  fp32_config.kernels = KernelChoice::kLibtorch;  // the reference runs the same LibTorch kernels in fp32
   Config bf16_config = fp32_config;
-  bf16_config.precision = "bf16";
-  bf16_config.kernels = "auto";  // auto leaves bf16 to LibTorch
+  bf16_config.precision = Precision::kBf16;
+  bf16_config.kernels = KernelChoice::kAuto;  // auto leaves bf16 to LibTorch
   const Shard shard = Shard::read_for_rank(fp32_config.data, "train", comm.rank(), comm.size());
   const auto [fp32_model, bf16_model] = testing::twin_models(fp32_config, torch::kCPU);
   Trainer fp32(fp32_config, comm, shard, fp32_model);
@@ -260,7 +260,7 @@ TEST_F(MultiRank, ProfileTimesEveryPhaseOfTheStep) {
   Config config = short_run(data, 6, 8);
   config.profile = true;
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
-  Trainer trainer(config, comm, shard, make_model(config));
+  Trainer trainer(config, comm, shard, make_model(config.model));
   trainer.fit();
   std::vector<std::string> phases;
   for (const auto& [phase, seconds] : trainer.profile()) {
@@ -277,7 +277,7 @@ TEST_F(MultiRank, CudaGraphIsRefusedOffTheGpu) {
   config.cuda_graph = true;  // device auto: this model stays on the CPU
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   try {
-    Trainer trainer(config, comm, shard, make_model(config));
+    Trainer trainer(config, comm, shard, make_model(config.model));
     FAIL() << "cuda-graph accepted a CPU model";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("cuda-graph: needs a GPU"), std::string::npos)
@@ -288,7 +288,7 @@ TEST_F(MultiRank, CudaGraphIsRefusedOffTheGpu) {
 TEST_F(MultiRank, OneRanksFailureIsReportedToAllRanks) {
   const int failing = comm.size() - 1;
   try {
-    run_collectively(world, "test", [&] {
+    comm.run_collectively([&] {
       if (comm.rank() == failing) throw Error("shard.h5: read failed on purpose");
     });
     FAIL() << "every rank should have thrown";
@@ -296,7 +296,7 @@ TEST_F(MultiRank, OneRanksFailureIsReportedToAllRanks) {
     EXPECT_EQ(std::string(error.what()), "shard.h5: read failed on purpose");
   }
   // Afterwards the ranks still agree: the next collective completes.
-  EXPECT_NO_THROW(run_collectively(world, "test", [] {}));
+  EXPECT_NO_THROW(comm.run_collectively([] {}));
 }
 
 }  // namespace

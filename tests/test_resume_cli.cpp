@@ -8,10 +8,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "dae/checkpoint.hpp"
-#include "dae/dataset.hpp"
-#include "dae/h5.hpp"
-#include "dae/signals.hpp"
+#include "dae/train/checkpoint.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/io/h5.hpp"
+#include "dae/core/signals.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

@@ -9,8 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "dae/dataset.hpp"
-#include "dae/tensorboard.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/io/tensorboard.hpp"
 #include "fixtures.hpp"
 
 namespace dae {

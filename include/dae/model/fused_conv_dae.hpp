@@ -1,0 +1,72 @@
+// defines: dae::FusedConvDaeStep (the seed network's training step on the CPU without autograd),
+//          dae::make_fused_step (whether config.kernels asks for it here)
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "dae/model/model.hpp"
+
+namespace dae {
+
+struct Config;
+
+// Forward, MSE loss and backward of ConvDaeImpl on the CPU, written out by hand with
+// dae::kernels (cpu_kernels.hpp): activations stay NHWC in buffers allocated once for the batch
+// size, so a step allocates nothing and runs no autograd graph. The module keeps its standard
+// Conv2d / ConvTranspose2d weights: every step packs them into the layouts the matrix products
+// want (26 k numbers) and writes the gradients back into each parameter's .grad() in the
+// standard layout, so optimizer, all-reduce and checkpoints see exactly what autograd would give.
+class FusedConvDaeStep {
+ public:
+  FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch);
+
+  // noisy, clean: float [batch, 1, 28, 28] on the CPU. Runs the network on `noisy` and returns
+  // the MSE against `clean` (a 0-dim tensor, overwritten by the next call).
+  torch::Tensor forward_loss(const torch::Tensor& noisy, const torch::Tensor& clean);
+  // After forward_loss: sets every parameter's grad() to d loss / d parameter (overwriting it).
+  void backward();
+  // forward_loss, then backward.
+  torch::Tensor train_step(const torch::Tensor& noisy, const torch::Tensor& clean);
+  // The network's output [N, 1, 28, 28] for any number N of `images`, `batch` at a time, as
+  // train_step computes it (the evaluation's forward on the CPU: no buffer beyond the batch's).
+  torch::Tensor forward(const torch::Tensor& images);
+  // The output of the last forward_loss, [batch, 1, 28, 28] (a view of an internal buffer).
+  torch::Tensor output() const;
+
+ private:
+  void pack_weights();
+  void run_forward(const float* images, std::int64_t samples);  // samples <= batch_
+  void compute_loss(const float* clean);
+
+  ConvDaeImpl& model_;
+  std::int64_t batch_;
+  // Weights in matrix-product layouts (tap = 5 ky + kx), refreshed from the module every step.
+  torch::Tensor enc1_, enc2_, enc2_t_;   // [25, 16], [25*16, 32], [32, 25*16]
+  torch::Tensor dec1_, dec1_t_;          // [32, 25*16], [25*16, 32]
+  torch::Tensor dec2_, dec2_t_;          // [16, 25], [25, 16]
+  // Gradients in the same layouts, copied into the parameters' grad() at the end of a step.
+  torch::Tensor enc1_grad_, enc2_grad_, dec1_grad_, dec2_grad_;
+  // Activations (NHWC) and their gradients, [rows, channels] with rows = batch * pixels.
+  torch::Tensor image_rows_;   // im2col of the input [batch*196, 25], kept for enc1's gradient
+  torch::Tensor hidden1_;      // [batch*196, 16]  14x14x16 after encoder1 + ReLU
+  torch::Tensor hidden1_rows_; // im2col of hidden1 [batch*49, 400], kept for enc2's gradient
+  torch::Tensor code_;         // [batch*49, 32]   7x7x32 code
+  torch::Tensor coarse_cols_;  // [batch*49, 400]  scratch: decoder1's columns, then gradients'
+  torch::Tensor hidden3_;      // [batch*196, 16]  14x14x16 after decoder1 + ReLU
+  torch::Tensor fine_cols_;    // [batch*196, 25]  scratch: decoder2's columns, then gradients'
+  torch::Tensor output_;       // [batch*784]      the reconstruction
+  torch::Tensor output_grad_;  // [batch*784]
+  torch::Tensor hidden3_grad_, code_grad_, hidden1_grad_;
+  torch::Tensor loss_;  // 0-dim, the last step's loss
+};
+
+// The fused step when config.kernels allows it for this model, device and precision (auto: the
+// conv model on the CPU in fp32 with an AVX2 or AVX-512 kernel variant, see kernels::isa; fused:
+// the conv model on the CPU in fp32, or an error), else null (LibTorch's autograd
+// runs the step).
+std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
+                                                  std::int64_t batch);
+
+}  // namespace dae

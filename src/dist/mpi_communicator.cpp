@@ -1,0 +1,55 @@
+#include "dae/dist/mpi_communicator.hpp"
+
+#include "dae/core/error.hpp"
+
+namespace dae {
+
+namespace {
+
+MPI_Datatype mpi_type_of(const torch::Tensor& tensor) {
+  switch (tensor.scalar_type()) {
+    case torch::kFloat32: return MPI_FLOAT;
+    case torch::kFloat64: return MPI_DOUBLE;
+    case torch::kInt64: return MPI_INT64_T;
+    case torch::kUInt8: return MPI_UINT8_T;
+    default: throw Error("MpiCommunicator: unsupported tensor type " +
+                         std::string(c10::toString(tensor.scalar_type())));
+  }
+}
+
+// MPI works on host memory: a GPU tensor is staged through a host copy and copied back (for
+// nodes where NCCL cannot be used, e.g. several ranks sharing one GPU).
+template <typename Operation>
+void on_host(torch::Tensor& tensor, Operation operation) {
+  DAE_CHECK(tensor.is_contiguous(), "MpiCommunicator: tensors must be contiguous");
+  if (tensor.device().is_cpu()) {
+    operation(tensor);
+    return;
+  }
+  torch::Tensor host = tensor.to(torch::kCPU);
+  operation(host);
+  tensor.copy_(host);
+}
+
+}  // namespace
+
+void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
+  on_host(tensor, [&](torch::Tensor& host) {
+    mpi().broadcast(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host), root,
+                    "a broadcast");
+  });
+}
+
+void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
+  on_host(tensor, [&](torch::Tensor& host) {
+    mpi().all_reduce(host.data_ptr(), static_cast<int>(host.numel()), mpi_type_of(host), MPI_SUM,
+                     "an all-reduce");
+  });
+}
+
+void MpiCommunicator::all_reduce_mean(torch::Tensor& tensor) {
+  all_reduce_sum(tensor);
+  if (size() > 1) tensor.mul_(1.0 / size());
+}
+
+}  // namespace dae

@@ -1,0 +1,299 @@
+#include "dae/model/fused_conv_dae.hpp"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "dae/core/config.hpp"
+#include "dae/model/cpu_kernels.hpp"
+#include "dae/core/error.hpp"
+
+namespace dae {
+
+namespace {
+
+// The seed network's grid: 28x28 image, 14x14x16, 7x7x32 code, 14x14x16, 28x28.
+constexpr std::int64_t kImagePixels = 28 * 28, kFinePixels = 14 * 14, kCodePixels = 7 * 7;
+constexpr int kHidden = 16, kCode = 32, kTaps = kernels::kTaps;
+
+torch::Tensor buffer(std::int64_t rows, std::int64_t columns) {
+  return torch::zeros({rows, columns}, torch::kFloat32);
+}
+
+float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
+  return matrix.data_ptr<float>() + first_row * matrix.size(1);
+}
+
+// Runs chunk(first_sample, samples) over the batch in chunks of at most kChunkSamples, spread
+// over LibTorch's intra-op threads (CMakeLists.txt: this file is built with OpenMP, or
+// at::parallel_for runs serially). Each sample's activations depend on that sample alone, so
+// chunks never wait for each other, and a chunk's activations and im2col rows (≈ 230 kB per
+// sample) stay in the core's L2 cache from one layer to the next.
+constexpr std::int64_t kChunkSamples = 8;
+
+template <typename Chunk>
+void over_samples(std::int64_t batch, const Chunk& chunk) {
+  const std::int64_t chunks = (batch + kChunkSamples - 1) / kChunkSamples;
+  at::parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t c = begin; c < end; ++c) {
+      const std::int64_t first = c * kChunkSamples;
+      chunk(first, static_cast<int>(std::min(kChunkSamples, batch - first)));
+    }
+  });
+}
+
+// coarse = im2col(fine) @ p: a 5x5 stride-2 convolution of `samples` images of side `fine_side`
+// (or a transposed convolution's input gradient); p is [25 * in, out], `columns` receives the
+// im2col rows (kept where a weight gradient needs them).
+void down(const float* fine, int samples, int fine_side, int in, float* columns,
+          const torch::Tensor& p, float* coarse) {
+  const int width = kTaps * in, out = static_cast<int>(p.size(1));
+  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
+  kernels::im2col(fine, samples, fine_side, in, columns, width);
+  kernels::gemm(rows, out, width, columns, width, 1, p.data_ptr<float>(), out, coarse, out, false);
+}
+
+// fine = col2im(coarse @ q): the transposed convolution back to side `fine_side` (or a
+// convolution's input gradient); q is [in, 25 * out], `columns` is scratch for the product.
+void up(const float* coarse, int samples, int fine_side, const torch::Tensor& q, float* columns,
+        float* fine) {
+  const int in = static_cast<int>(q.size(0)), width = static_cast<int>(q.size(1));
+  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
+  kernels::gemm(rows, width, in, coarse, in, 1, q.data_ptr<float>(), width, columns, width, false);
+  kernels::col2im(columns, samples, fine_side, width / kTaps, width, fine);
+}
+
+// c[rows, cols] = a(m, k) @ b[depth, cols] (see kernels::gemm) for a weight gradient: a sum over
+// the whole batch (depth), so the threads split c instead, by column blocks when it is wide.
+void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
+                     std::int64_t a_row_step, std::int64_t a_depth_step, const float* b,
+                     float* c) {
+  const bool by_columns = cols > 32;
+  const int block = by_columns ? 32 : 12;
+  const std::int64_t blocks = ((by_columns ? cols : rows) + block - 1) / block;
+  at::parallel_for(0, blocks, 1, [&](std::int64_t begin, std::int64_t end) {
+    const int first = static_cast<int>(begin) * block;
+    if (by_columns) {
+      const int last = std::min(cols, static_cast<int>(end) * block);
+      kernels::gemm(rows, last - first, depth, a, a_row_step, a_depth_step, b + first, cols,
+                    c + first, cols, false);
+    } else {
+      const int last = std::min(rows, static_cast<int>(end) * block);
+      kernels::gemm(last - first, cols, depth, a + first * a_row_step, a_row_step, a_depth_step,
+                    b, cols, c + static_cast<std::int64_t>(first) * cols, cols, false);
+    }
+  });
+}
+
+}  // namespace
+
+FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
+    : model_(model), batch_(batch) {
+  DAE_CHECK(batch > 0, "FusedConvDaeStep: batch must be > 0");
+  kernels::isa();  // chooses the kernel variant now: a refused DAE_CPU_ISA fails at start
+  for (const auto& parameter : model_.parameters())
+    DAE_CHECK(parameter.device().is_cpu() && parameter.scalar_type() == torch::kFloat32,
+              "FusedConvDaeStep: the model must hold float32 parameters on the CPU");
+  enc1_ = buffer(kTaps, kHidden);
+  enc2_ = buffer(kTaps * kHidden, kCode);
+  enc2_t_ = buffer(kCode, kTaps * kHidden);
+  dec1_ = buffer(kCode, kTaps * kHidden);
+  dec1_t_ = buffer(kTaps * kHidden, kCode);
+  dec2_ = buffer(kHidden, kTaps);
+  dec2_t_ = buffer(kTaps, kHidden);
+  enc1_grad_ = torch::zeros_like(enc1_);
+  enc2_grad_ = torch::zeros_like(enc2_);
+  dec1_grad_ = torch::zeros_like(dec1_);
+  dec2_grad_ = torch::zeros_like(dec2_);
+  image_rows_ = buffer(batch * kFinePixels, kTaps);
+  hidden1_ = buffer(batch * kFinePixels, kHidden);
+  hidden1_rows_ = buffer(batch * kCodePixels, kTaps * kHidden);
+  code_ = buffer(batch * kCodePixels, kCode);
+  coarse_cols_ = buffer(batch * kCodePixels, kTaps * kHidden);
+  hidden3_ = buffer(batch * kFinePixels, kHidden);
+  fine_cols_ = buffer(batch * kFinePixels, kTaps);
+  output_ = buffer(batch, kImagePixels);
+  output_grad_ = buffer(batch, kImagePixels);
+  hidden3_grad_ = torch::zeros_like(hidden3_);
+  code_grad_ = torch::zeros_like(code_);
+  hidden1_grad_ = torch::zeros_like(hidden1_);
+  loss_ = torch::zeros({}, torch::kFloat32);
+}
+
+// Layouts (tap = 5 ky + kx): a convolution's P[tap * in + i][o] = W[o][i][ky][kx] (Conv2d: W is
+// [out, in, 5, 5]); a transposed one's Q[i][tap * out + o] = W[i][o][ky][kx] (ConvTranspose2d:
+// [in, out, 5, 5]); the backward passes use their transposes.
+void FusedConvDaeStep::pack_weights() {
+  const torch::Tensor w1 = model_.encoder1->weight, w2 = model_.encoder2->weight;
+  const torch::Tensor w3 = model_.decoder1->weight, w4 = model_.decoder2->weight;
+  enc1_.view({5, 5, 1, kHidden}).copy_(w1.permute({2, 3, 1, 0}));
+  enc2_.view({5, 5, kHidden, kCode}).copy_(w2.permute({2, 3, 1, 0}));
+  enc2_t_.view({kCode, 5, 5, kHidden}).copy_(w2.permute({0, 2, 3, 1}));
+  dec1_.view({kCode, 5, 5, kHidden}).copy_(w3.permute({0, 2, 3, 1}));
+  dec1_t_.view({5, 5, kHidden, kCode}).copy_(w3.permute({2, 3, 1, 0}));
+  dec2_.view({kHidden, 5, 5, 1}).copy_(w4.permute({0, 2, 3, 1}));
+  dec2_t_.view({5, 5, 1, kHidden}).copy_(w4.permute({2, 3, 1, 0}));
+}
+
+void FusedConvDaeStep::run_forward(const float* images, std::int64_t samples_in_batch) {
+  const float* bias1 = model_.encoder1->bias.data_ptr<float>();
+  const float* bias2 = model_.encoder2->bias.data_ptr<float>();
+  over_samples(samples_in_batch, [&](std::int64_t first, int samples) {
+    const std::int64_t fine_rows = samples * kFinePixels, code_rows = samples * kCodePixels;
+    float* hidden1 = rows_of(hidden1_, first * kFinePixels);
+    float* code = rows_of(code_, first * kCodePixels);
+    float* hidden3 = rows_of(hidden3_, first * kFinePixels);
+    float* output = rows_of(output_, first);
+    // encoder1: 28x28x1 -> 14x14x16; encoder2: -> 7x7x32 (the code)
+    down(images + first * kImagePixels, samples, 28, 1, rows_of(image_rows_, first * kFinePixels),
+         enc1_, hidden1);
+    kernels::add_bias_relu(hidden1, fine_rows, kHidden, bias1);
+    down(hidden1, samples, 14, kHidden, rows_of(hidden1_rows_, first * kCodePixels), enc2_, code);
+    kernels::add_bias_relu(code, code_rows, kCode, bias2);
+    // decoder1: -> 14x14x16; decoder2: -> 28x28x1
+    up(code, samples, 14, dec1_, rows_of(coarse_cols_, first * kCodePixels), hidden3);
+    kernels::relu(hidden3, fine_rows * kHidden);
+    up(hidden3, samples, 28, dec2_, rows_of(fine_cols_, first * kFinePixels), output);
+    const std::int64_t count = samples * kImagePixels;
+    if (model_.output_activation == Activation::kRelu) kernels::relu(output, count);
+    if (model_.output_activation == Activation::kSigmoid)
+      for (std::int64_t i = 0; i < count; ++i) output[i] = 1.0f / (1.0f + std::exp(-output[i]));
+  });
+}
+
+// mean((output - clean)^2), and its gradient with respect to the output layer's input.
+void FusedConvDaeStep::compute_loss(const float* clean) {
+  const std::int64_t count = batch_ * kImagePixels;
+  const float* output = output_.data_ptr<float>();
+  float* output_grad = output_grad_.data_ptr<float>();
+  double squares = 0;
+  const float scale = 2.0f / static_cast<float>(count);
+  for (std::int64_t i = 0; i < count; ++i) {
+    const float error = output[i] - clean[i];
+    squares += static_cast<double>(error) * error;
+    float grad = scale * error;
+    if (model_.output_activation == Activation::kRelu && output[i] <= 0.0f) grad = 0.0f;
+    if (model_.output_activation == Activation::kSigmoid) grad *= output[i] * (1.0f - output[i]);
+    output_grad[i] = grad;
+  }
+  loss_.fill_(squares / static_cast<double>(count));
+}
+
+// The gradients layer by layer from the output back. Two passes over the samples with the
+// weight gradients (sums over the batch) between them, because the second pass reuses
+// coarse_cols_ once decoder1's gradient has read it.
+void FusedConvDaeStep::backward() {
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : model_.parameters())  // the trainer's are views of its flat buffer
+    if (!parameter.grad().defined()) parameter.mutable_grad() = torch::zeros_like(parameter);
+  float* output_grad = output_grad_.data_ptr<float>();
+  over_samples(batch_, [&](std::int64_t first, int samples) {
+    // decoder2: d hidden3 = im2col(d output) @ dec2^T; decoder1: d code = im2col(d hidden3) @
+    // dec1^T. The im2col rows stay in fine_cols_ / coarse_cols_ for the weight gradients.
+    float* hidden3_grad = rows_of(hidden3_grad_, first * kFinePixels);
+    float* code_grad = rows_of(code_grad_, first * kCodePixels);
+    down(output_grad + first * kImagePixels, samples, 28, 1,
+         rows_of(fine_cols_, first * kFinePixels), dec2_t_, hidden3_grad);
+    kernels::relu_backward(hidden3_grad, rows_of(hidden3_, first * kFinePixels),
+                           samples * kFinePixels * kHidden);
+    down(hidden3_grad, samples, 14, kHidden, rows_of(coarse_cols_, first * kCodePixels), dec1_t_,
+         code_grad);
+    kernels::relu_backward(code_grad, rows_of(code_, first * kCodePixels),
+                           samples * kCodePixels * kCode);
+  });
+  // Transposed convolutions: dQ = input^T @ im2col(d output); convolutions: dP = im2col(input)^T
+  // @ d output. "input^T" is a strided read of the row-major activations (a_row_step 1).
+  const std::int64_t fine_rows = batch_ * kFinePixels, code_rows = batch_ * kCodePixels;
+  weight_gradient(kHidden, kTaps, fine_rows, hidden3_.data_ptr<float>(), 1, kHidden,
+                  fine_cols_.data_ptr<float>(), dec2_grad_.data_ptr<float>());
+  weight_gradient(kCode, kTaps * kHidden, code_rows, code_.data_ptr<float>(), 1, kCode,
+                  coarse_cols_.data_ptr<float>(), dec1_grad_.data_ptr<float>());
+  weight_gradient(kTaps * kHidden, kCode, code_rows, hidden1_rows_.data_ptr<float>(), 1,
+                  kTaps * kHidden, code_grad_.data_ptr<float>(), enc2_grad_.data_ptr<float>());
+  kernels::column_sums(code_grad_.data_ptr<float>(), code_rows, kCode,
+                       model_.encoder2->bias.mutable_grad().data_ptr<float>());
+
+  over_samples(batch_, [&](std::int64_t first, int samples) {
+    // encoder2: d hidden1 = col2im(d code @ enc2^T)
+    float* hidden1_grad = rows_of(hidden1_grad_, first * kFinePixels);
+    up(rows_of(code_grad_, first * kCodePixels), samples, 14, enc2_t_,
+       rows_of(coarse_cols_, first * kCodePixels), hidden1_grad);
+    kernels::relu_backward(hidden1_grad, rows_of(hidden1_, first * kFinePixels),
+                           samples * kFinePixels * kHidden);
+  });
+  weight_gradient(kTaps, kHidden, fine_rows, image_rows_.data_ptr<float>(), 1, kTaps,
+                  hidden1_grad_.data_ptr<float>(), enc1_grad_.data_ptr<float>());
+  kernels::column_sums(hidden1_grad_.data_ptr<float>(), fine_rows, kHidden,
+                       model_.encoder1->bias.mutable_grad().data_ptr<float>());
+
+  // Back to the standard layouts (the inverse permutations of pack_weights).
+  model_.encoder1->weight.mutable_grad().copy_(enc1_grad_.view({5, 5, 1, kHidden}).permute({3, 2, 0, 1}));
+  model_.encoder2->weight.mutable_grad().copy_(
+      enc2_grad_.view({5, 5, kHidden, kCode}).permute({3, 2, 0, 1}));
+  model_.decoder1->weight.mutable_grad().copy_(
+      dec1_grad_.view({kCode, 5, 5, kHidden}).permute({0, 3, 1, 2}));
+  model_.decoder2->weight.mutable_grad().copy_(dec2_grad_.view({kHidden, 5, 5, 1}).permute({0, 3, 1, 2}));
+}
+
+torch::Tensor FusedConvDaeStep::forward_loss(const torch::Tensor& noisy,
+                                             const torch::Tensor& clean) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor images = noisy.contiguous(), targets = clean.contiguous();
+  DAE_CHECK(images.numel() == batch_ * kImagePixels && targets.numel() == images.numel() &&
+                images.scalar_type() == torch::kFloat32 && targets.scalar_type() == torch::kFloat32,
+            "FusedConvDaeStep: expected float [" + std::to_string(batch_) + ", 1, 28, 28] batches");
+  pack_weights();
+  run_forward(images.data_ptr<float>(), batch_);
+  compute_loss(targets.data_ptr<float>());
+  return loss_;
+}
+
+torch::Tensor FusedConvDaeStep::train_step(const torch::Tensor& noisy, const torch::Tensor& clean) {
+  forward_loss(noisy, clean);
+  backward();
+  return loss_;
+}
+
+torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor input = images.contiguous();
+  DAE_CHECK(input.dim() == 4 && input.size(1) == 1 && input.size(2) == 28 && input.size(3) == 28 &&
+                input.scalar_type() == torch::kFloat32,
+            "FusedConvDaeStep: expected float [N, 1, 28, 28] images");
+  pack_weights();
+  torch::Tensor result = torch::empty_like(input);
+  for (std::int64_t first = 0; first < input.size(0); first += batch_) {
+    const std::int64_t samples = std::min(batch_, input.size(0) - first);
+    run_forward(input.data_ptr<float>() + first * kImagePixels, samples);
+    std::copy(output_.data_ptr<float>(), output_.data_ptr<float>() + samples * kImagePixels,
+              result.data_ptr<float>() + first * kImagePixels);
+  }
+  return result;
+}
+
+torch::Tensor FusedConvDaeStep::output() const { return output_.view({batch_, 1, 28, 28}); }
+
+std::unique_ptr<FusedConvDaeStep> make_fused_step(const Config& config, Denoiser& model,
+                                                  std::int64_t batch) {
+  if (config.kernels == KernelChoice::kLibtorch) return nullptr;
+  // auto decides by ISA, not by timing steps at start (noisy on a shared node, and a different
+  // choice per rank): the SIMD variants beat LibTorch's step at batch 50 (README, "CPU speed"),
+  // the generic loops are 2-3.5x slower than it.
+  if (config.kernels == KernelChoice::kAuto && kernels::current_isa() == kernels::Isa::kGeneric) return nullptr;
+  if (config.precision != Precision::kFp32) {
+    if (config.kernels == KernelChoice::kFused)
+      throw Error("kernels: 'fused' computes in fp32; precision = " + name_of(config.precision) +
+                  " needs kernels = libtorch or auto");
+    return nullptr;
+  }
+  auto* conv = dynamic_cast<ConvDaeImpl*>(&model);
+  const torch::Device device = model.parameters().front().device();
+  if (conv != nullptr && device.is_cpu()) return std::make_unique<FusedConvDaeStep>(*conv, batch);
+  if (config.kernels == KernelChoice::kFused)
+    throw Error("kernels: 'fused' runs the conv model on the CPU only; this run has model '" +
+                name_of(config.model.kind) + "' on " + device.str());
+  return nullptr;
+}
+
+}  // namespace dae

@@ -1,0 +1,420 @@
+#include "dae/train/trainer.hpp"
+
+#include <ATen/autocast_mode.h>
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "dae/train/checkpoint.hpp"
+#include "dae/model/cpu_kernels.hpp"
+#include "dae/core/error.hpp"
+#include "dae/dist/mpi.hpp"
+#include "dae/core/signals.hpp"
+#include "dae/io/tensorboard.hpp"
+
+namespace dae {
+
+namespace {
+
+std::string format_duration(double seconds) {
+  const long total = static_cast<long>(seconds + 0.5);
+  char text[32];
+  if (total >= 3600)
+    std::snprintf(text, sizeof text, "%ldh%02ldm", total / 3600, total % 3600 / 60);
+  else
+    std::snprintf(text, sizeof text, "%ldm%02lds", total / 60, total % 60);
+  return text;
+}
+
+}  // namespace
+
+FlatGradients::FlatGradients(torch::nn::Module& module) {
+  std::int64_t total = 0;
+  for (const auto& parameter : module.parameters()) total += parameter.numel();
+  auto options = module.parameters().front().options().requires_grad(false);
+  buffer_ = torch::zeros({total + kExtraSlots}, options);
+  gradients_ = buffer_.narrow(0, 0, total);
+  extras_ = buffer_.narrow(0, total, kExtraSlots);
+  std::int64_t offset = 0;
+  for (auto& parameter : module.parameters()) {
+    const std::int64_t count = parameter.numel();
+    parameter.mutable_grad() = buffer_.narrow(0, offset, count).view(parameter.sizes());
+    offset += count;
+  }
+}
+
+void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
+  torch::NoGradGuard no_grad;
+  for (auto& parameter : module.parameters()) {
+    torch::Tensor data = parameter.detach();
+    comm.broadcast(data, 0);
+  }
+  for (auto& buffer : module.buffers()) comm.broadcast(buffer, 0);
+}
+
+Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ModelPtr model,
+                 Checkpointer* checkpointer, EvaluationHook evaluate)
+    : config_(config),
+      comm_(comm),
+      device_(device_of(*model)),
+      images_(train.images.to(device_)),
+      model_(std::move(model)),
+      checkpointer_(checkpointer),
+      evaluate_(std::move(evaluate)),
+      optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
+      adam_(optimizer_),
+      gradients_(*model_),
+      fused_(make_fused_step(config, *model_, config.batch_size)),
+      bf16_(config.precision == Precision::kBf16),
+      order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
+      noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
+             config.noise_type, device_) {
+  state_.noise_state = noise_.state();
+  if (config.cuda_graph) {
+    DAE_CHECK(device_.is_cuda(), "cuda-graph: needs a GPU, but this rank runs on " + device_.str());
+    DAE_CHECK(std::string(comm.name()) == "nccl",
+              std::string("cuda-graph: needs backend = nccl (this run uses ") + comm.name() +
+                  "): the MPI backend's all-reduce goes through host memory, which a CUDA graph "
+                  "cannot capture");
+    graph_ = make_step_graph(device_);
+  }
+}
+
+// With --profile, splits each step into phases. On the CPU a lap reads the clock. GPU work runs
+// asynchronously, so there a lap records a CUDA event on the current stream, and finish() reads
+// the phases from the events once the last one has completed: one wait per step, and the times
+// are the device's. Disabled, it does nothing (and records nothing into a CUDA graph capture).
+class PhaseClock {
+ public:
+  PhaseClock(bool enabled, torch::Device device,
+             std::vector<std::pair<std::string, double>>& totals)
+      : enabled_(enabled), device_(device), totals_(totals) {
+    if (!enabled_) return;
+    if (device_.is_cuda())
+      record_event("");
+    else
+      last_ = std::chrono::steady_clock::now();
+  }
+
+  void lap(const char* phase) {
+    if (!enabled_) return;
+    if (device_.is_cuda()) {
+      record_event(phase);
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    add(phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+  // Adds the GPU laps of this step (waits for the last event).
+  void finish() {
+    if (!enabled_ || events_.size() < 2) return;
+    events_.back().second.synchronize();
+    for (std::size_t i = 1; i < events_.size(); ++i)
+      add(events_[i].first, events_[i - 1].second.elapsedTime(events_[i].second) / 1e3);
+    events_.clear();
+  }
+
+ private:
+  void record_event(const char* phase) {
+    const c10::impl::VirtualGuardImpl guard(device_.type());
+    events_.emplace_back(phase, c10::Event(device_.type(), c10::EventFlag::BACKEND_DEFAULT));
+    events_.back().second.record(guard.getStream(device_));
+  }
+  void add(const char* phase, double seconds) {
+    auto found = std::find_if(totals_.begin(), totals_.end(),
+                              [phase](const auto& entry) { return entry.first == phase; });
+    if (found == totals_.end()) found = totals_.insert(totals_.end(), {phase, 0.0});
+    found->second += seconds;
+  }
+
+  bool enabled_;
+  torch::Device device_;
+  std::vector<std::pair<std::string, double>>& totals_;
+  std::chrono::steady_clock::time_point last_;
+  // The step's start (""), then one per lap; timing events (BACKEND_DEFAULT: cudaEventDefault).
+  std::vector<std::pair<const char*, c10::Event>> events_;
+};
+
+namespace {
+
+// bf16 autocast for the forward pass on `device`, restoring the previous autocast state after.
+// Autocast's cast cache is off: each weight is cast once per forward anyway, and a cache must not
+// outlive a CUDA graph capture.
+class Bf16Autocast {
+ public:
+  Bf16Autocast(bool enabled, c10::DeviceType device)
+      : enabled_(enabled),
+        device_(device),
+        was_enabled_(at::autocast::is_autocast_enabled(device)),
+        previous_dtype_(at::autocast::get_autocast_dtype(device)),
+        cache_was_enabled_(at::autocast::is_autocast_cache_enabled()) {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, torch::kBFloat16);
+    at::autocast::set_autocast_cache_enabled(false);
+  }
+  ~Bf16Autocast() {
+    if (!enabled_) return;
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, previous_dtype_);
+    at::autocast::set_autocast_cache_enabled(cache_was_enabled_);
+  }
+  Bf16Autocast(const Bf16Autocast&) = delete;
+  Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+ private:
+  bool enabled_;
+  c10::DeviceType device_;
+  bool was_enabled_;
+  at::ScalarType previous_dtype_;
+  bool cache_was_enabled_;
+};
+
+// Reading the all-reduced stop flag waits for the device: a GPU run reads it every this many
+// steps (every rank at the same steps, so they still stop together), a CPU run every step.
+constexpr std::int64_t kGpuStopPollSteps = 10;
+
+}  // namespace
+
+double Trainer::step() {
+  advance();
+  return read_loss();
+}
+
+double Trainer::learning_rate(std::int64_t step) const {
+  // A function of the step alone, so a resumed run uses the same rate as the original.
+  const double warmup =
+      config_.lr_warmup > 0
+          ? std::min(1.0, static_cast<double>(step) / static_cast<double>(config_.lr_warmup))
+          : 1.0;
+  return config_.lr * warmup;
+}
+
+double Trainer::read_loss() {
+  if (loss_unread_) state_.last_loss = gradients_.loss();
+  loss_unread_ = false;
+  return state_.last_loss;
+}
+
+void Trainer::advance() {
+  PhaseClock clock(config_.profile, device_, profile_);
+  torch::Tensor indices = order_.next(config_.batch_size, state_.cursor);
+  // From pinned memory the copy is queued like a kernel; from pageable memory it would wait.
+  if (device_.is_cuda()) indices = indices.pin_memory().to(device_, /*non_blocking=*/true);
+  const torch::Tensor clean = to_unit_float(images_.index_select(0, indices));
+  clock.lap("batch");
+  const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
+  clock.lap("noise");
+
+  gradients_.set_stop(checkpointer_ != nullptr && stop_requested());
+  adam_.prepare(state_.step + 1, learning_rate(state_.step + 1));
+  if (graph_) {
+    if (clean_.defined()) {  // the graph reads the batch from where it read the first one
+      clean_.copy_(clean);
+      noisy_.copy_(noisy);
+    } else {
+      clean_ = clean;
+      noisy_ = noisy;
+    }
+    graph_->run([this] {
+      PhaseClock off(false, device_, profile_);
+      forward_backward_update(off);
+    });
+    clock.lap("step (CUDA graph)");
+  } else {
+    clean_ = clean;
+    noisy_ = noisy;
+    forward_backward_update(clock);
+  }
+  clock.finish();
+  ++state_.step;
+  loss_unread_ = true;
+}
+
+void Trainer::forward_backward_update(PhaseClock& clock) {
+  torch::Tensor loss;
+  if (fused_) {  // overwrites the gradients: nothing to zero
+    loss = fused_->forward_loss(noisy_, clean_);
+    clock.lap("forward");
+    fused_->backward();
+    last_output_ = fused_->output();
+  } else {
+    gradients_.zero();
+    torch::Tensor output;
+    {
+      const Bf16Autocast autocast(bf16_, device_.type());
+      output = model_->forward(noisy_);
+    }
+    loss = torch::mse_loss(output.to(torch::kFloat32), clean_);
+    clock.lap("forward");
+    loss.backward();
+    last_output_ = output.detach();
+  }
+  gradients_.set_loss(loss.detach());
+  clock.lap("backward");
+  comm_.all_reduce_mean(gradients_.buffer());
+  clock.lap("all-reduce");
+  adam_.update();
+  clock.lap("optimizer");
+}
+
+FitResult Trainer::fit() {
+  FitResult result;
+  const std::int64_t first_step = state_.step;
+  const double samples_per_step = static_cast<double>(config_.batch_size) * comm_.size();
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since_start = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  double warm_at = -1;  // seconds when kWarmupSteps were done
+  while (state_.step < config_.steps) {
+    advance();
+    if (state_.step - first_step == kWarmupSteps) warm_at = seconds_since_start();
+    const bool read_stop = !device_.is_cuda() || state_.step % kGpuStopPollSteps == 0 ||
+                           state_.step == config_.steps;
+    if (checkpointer_ != nullptr && read_stop && gradients_.stop_requested()) {
+      const std::string path = save_checkpoint();
+      if (comm_.rank() == 0)
+        std::printf("stop signal: checkpoint %s written at step %lld, exiting with %d\n",
+                    path.c_str(), static_cast<long long>(state_.step), kExitPreempted);
+      result.stopped = true;
+      break;
+    }
+    if (state_.step % config_.log_every == 0 || state_.step == config_.steps) {
+      require_finite();
+      const double loss = read_loss();
+      state_.loss_history.emplace_back(state_.step, loss);
+      if (comm_.rank() == 0) {
+        const double elapsed = seconds_since_start();
+        const double done = static_cast<double>(state_.step - first_step);
+        const double rate = done * samples_per_step / elapsed;
+        const double eta = elapsed / done * static_cast<double>(config_.steps - state_.step);
+        // From this batch alone (one forward every log_every steps): cheap, and a unit dead
+        // here is 0 for 50 images at once, which the test set confirms at each evaluation.
+        std::vector<DeadChannels> layout;
+        const torch::Tensor peaks = channel_peaks(*model_, noisy_, &layout);
+        const std::vector<DeadChannels> dead = dead_channels(peaks, std::move(layout));
+        std::int64_t channels = 0;
+        for (const auto& layer : dead) channels += layer.channels;
+        std::printf("step %6lld/%lld | loss %.6f | %8.0f samples/s | ETA %s | dead %lld/%lld\n",
+                    static_cast<long long>(state_.step), static_cast<long long>(config_.steps),
+                    loss, rate, format_duration(eta).c_str(),
+                    static_cast<long long>(total_dead(dead)), static_cast<long long>(channels));
+        if (total_dead(dead) > 0)
+          std::fprintf(stderr,
+                       "%s: warning: step %lld: dead ReLU channels (0 for every image of "
+                       "the batch): %s\n",
+                       comm_.mpi().program().c_str(), static_cast<long long>(state_.step), describe_dead(dead).c_str());
+        if (tensorboard_ != nullptr) {
+          tensorboard_->scalar("train/loss", state_.step, loss);
+          tensorboard_->scalar("train/learning_rate", state_.step, learning_rate(state_.step));
+          tensorboard_->scalar("train/samples_per_s", state_.step, rate);
+          for (const auto& layer : dead)
+            tensorboard_->scalar("dead_channels/" + layer.layer, state_.step,
+                                 static_cast<double>(layer.dead));
+          tensorboard_->flush();
+        }
+        if (!warned_dead_output_ && last_output_.max().item<float>() == 0.0f) {
+          std::fprintf(stderr,
+                       "%s: warning: every output of the last batch is 0: a ReLU layer "
+                       "has died and the loss is stuck at mean(x^2); restart with another seed, "
+                       "a lower lr or output-activation = none\n",
+                       comm_.mpi().program().c_str());
+          warned_dead_output_ = true;
+        }
+        std::fflush(stdout);
+      }
+    }
+    if (evaluate_ && config_.eval_every > 0 && state_.step % config_.eval_every == 0 &&
+        state_.step != config_.steps)
+      evaluate_(state_);
+    if (checkpointer_ != nullptr &&
+        (state_.step == config_.steps ||
+         (config_.checkpoint_every > 0 && state_.step % config_.checkpoint_every == 0)))
+      save_checkpoint();
+  }
+
+  result.steps = state_.step - first_step;
+  result.wall_s = seconds_since_start();
+  result.samples_per_s =
+      result.wall_s > 0 ? static_cast<double>(result.steps) * samples_per_step / result.wall_s : 0;
+  if (warm_at >= 0 && result.wall_s > warm_at)
+    result.steady_samples_per_s = static_cast<double>(result.steps - kWarmupSteps) *
+                                  samples_per_step / (result.wall_s - warm_at);
+  result.final_loss = read_loss();
+  for (auto& [phase, seconds] : profile_) seconds /= static_cast<double>(result.steps);
+  return result;
+}
+
+std::string Trainer::kernels() const {
+  std::string text = fused_ ? std::string("fused (") + kernels::isa() + ")" : "libtorch";
+  if (bf16_) text += ", bf16 autocast";
+  if (graph_) text += ", CUDA graph";
+  return text;
+}
+
+void Trainer::require_finite() {
+  bool finite = std::isfinite(read_loss());
+  for (const auto& parameter : model_->parameters())
+    finite = finite && torch::isfinite(parameter).all().item<bool>();
+  if (finite) return;
+  char message[256];
+  std::snprintf(message, sizeof message,
+                "training diverged at step %lld: the loss is %g (lr %g); stopped before writing "
+                "a checkpoint of it, the ones already written are kept: resume from the last "
+                "with a lower --lr",
+                static_cast<long long>(state_.step), state_.last_loss, config_.lr);
+  if (comm_.rank() == 0) {
+    std::fprintf(stderr, "%s: %s\n", comm_.mpi().program().c_str(), message);
+    std::fflush(stderr);
+  }
+  throw ReportedError(message);
+}
+
+std::string Trainer::save_checkpoint() {
+  DAE_CHECK(checkpointer_ != nullptr, "Trainer: no checkpointer to save with");
+  require_finite();
+  state_.noise_state = noise_.state();
+  return checkpointer_->save(*model_, optimizer_, state_);
+}
+
+bool Trainer::resume_from(const CheckpointData& saved) {
+  state_.step = saved.step;
+  state_.last_loss = saved.last_loss;
+  loss_unread_ = false;
+  state_.loss_history = saved.loss_history;
+  const bool exact =
+      saved.world_size == comm_.size() &&
+      saved.noise_states[static_cast<std::size_t>(comm_.rank())].numel() == noise_.state().numel();
+  // Every rank must take the same branch, or their data orders would mix old and new.
+  const bool every_rank_exact = comm_.all_agree(exact);
+  if (every_rank_exact) {
+    state_.cursor = saved.cursors[static_cast<std::size_t>(comm_.rank())];
+    try {
+      noise_.set_state(saved.noise_states[static_cast<std::size_t>(comm_.rank())]);
+    } catch (const std::exception& error) {
+      throw Error("checkpoint: /state/noise_rng: rank " + std::to_string(comm_.rank()) +
+                  "'s noise generator state is not valid (" + one_line(error) + ")");
+    }
+  } else {
+    // Shards changed, so positions in the old orders mean nothing: start a fresh epoch past
+    // every saved one, and a noise stream no earlier step used.
+    std::int64_t epoch = 0;
+    for (const auto& cursor : saved.cursors) epoch = std::max(epoch, cursor.epoch + 1);
+    state_.cursor = {epoch, 0};
+    noise_ = NoiseSource(static_cast<std::uint64_t>(config_.seed), comm_.rank(),
+                         kTrainNoiseStream + 2 * static_cast<std::uint64_t>(saved.step),
+                         config_.noise_type, device_);
+  }
+  state_.noise_state = noise_.state();
+  return every_rank_exact;
+}
+
+}  // namespace dae
