@@ -68,7 +68,14 @@ po::options_description describe_options(Config& config, std::string& eval_noise
        "directory for logs, summary.json, checkpoints and evaluation")
       ("steps", po::value(&config.steps)->default_value(defaults.steps), "optimizer steps")
       ("batch-size", po::value(&config.batch_size)->default_value(defaults.batch_size),
-       "images per rank per step")
+       "images per rank per step (with global-batch-size: global-batch-size / ranks)")
+      ("global-batch-size",
+       po::value(&config.global_batch_size)->default_value(defaults.global_batch_size),
+       "images per step over all ranks: the world-size invariant mode (the same bits at any "
+       "number of ranks dividing virtual-shards); 0 = per-rank mode (batch-size per rank)")
+      ("virtual-shards", po::value(&config.virtual_shards)->default_value(defaults.virtual_shards),
+       "with global-batch-size: fixed data shards, each global-batch-size / virtual-shards "
+       "images a step, with its own order and noise; a multiple of the number of ranks")
       ("lr", po::value(&config.lr)->default_value(defaults.lr), "Adam learning rate")
       ("lr-warmup", po::value(&config.lr_warmup)->default_value(defaults.lr_warmup),
        "steps over which the learning rate rises linearly from lr/warmup to lr (0: none)")
@@ -151,6 +158,23 @@ void validate(const Config& config) {
   require(config.batch_size > 0 && config.batch_size <= kMaxBatchSize,
           "batch-size: must be > 0 and at most " + std::to_string(kMaxBatchSize) + " (got " +
               std::to_string(config.batch_size) + ")");
+  // World-size invariant mode; what needs the world size is checked by per_rank_batch().
+  require(config.global_batch_size >= 0 && config.global_batch_size <= kMaxBatchSize,
+          "global-batch-size: must be >= 0 (0: per-rank mode) and at most " +
+              std::to_string(kMaxBatchSize) + " (got " +
+              std::to_string(config.global_batch_size) + ")");
+  require(config.virtual_shards >= 1 && config.virtual_shards <= kMaxVirtualShards,
+          "virtual-shards: must be >= 1 and at most " + std::to_string(kMaxVirtualShards) +
+              " (got " + std::to_string(config.virtual_shards) + ")");
+  if (config.global_batch_size > 0) {
+    require(config.global_batch_size % config.virtual_shards == 0,
+            "global-batch-size: " + std::to_string(config.global_batch_size) +
+                " is not a multiple of virtual-shards (" + std::to_string(config.virtual_shards) +
+                "): every virtual shard takes the same number of images per step");
+    require(!config.cuda_graph,
+            "cuda-graph: not with global-batch-size (a step is one forward and backward per "
+            "virtual shard, which the captured graph does not hold)");
+  }
   require(config.lr > 0, "lr: must be > 0");
   require(config.lr_warmup >= 0, "lr-warmup: must be >= 0");
   require(config.noise >= 0 && config.noise <= kMaxNoiseLevel,
@@ -202,6 +226,7 @@ void validate(const Config& config) {
 Config parse_config(int argc, const char* const* argv) {
   Config config;
   std::string eval_noise;
+  bool virtual_shards_set = false;
   const po::options_description options = describe_options(config, eval_noise);
   for (int i = 1; i < argc; ++i) refuse_placeholders(argv[i], "command line");
   try {
@@ -222,11 +247,16 @@ Config parse_config(int argc, const char* const* argv) {
       po::store(po::parse_config_file(contents, options), values);
     }
     po::notify(values);
+    config.batch_size_set = !values["batch-size"].defaulted();
+    virtual_shards_set = !values["virtual-shards"].defaulted();
   } catch (const po::error& error) {
     throw Error(std::string("config: ") + error.what());
   }
   config.eval_noise = parse_noise_list(eval_noise);
   validate(config);
+  if (virtual_shards_set && config.global_batch_size == 0)
+    throw Error("config: virtual-shards: needs global-batch-size (per-rank mode, the default, "
+                "has no virtual shards)");
   return config;
 }
 
@@ -240,6 +270,10 @@ std::string describe_config(const Config& config) {
   row("run-dir", config.run_dir);
   row("steps", config.steps);
   row("batch-size", config.batch_size);
+  if (config.global_batch_size > 0) {  // per-rank mode's table (and checkpoints) as before
+    row("global-batch-size", config.global_batch_size);
+    row("virtual-shards", config.virtual_shards);
+  }
   row("lr", config.lr);
   row("lr-warmup", config.lr_warmup);
   row("noise", config.noise);

@@ -23,6 +23,7 @@
 #include "dae/signals.hpp"
 #include "dae/tensorboard.hpp"
 #include "dae/trainer.hpp"
+#include "dae/virtual_shards.hpp"
 
 namespace {
 
@@ -43,8 +44,11 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
   json << "{\n"
        << "  \"world_size\": " << world << ",\n"
        << "  \"steps\": " << config.steps << ",\n"
-       << "  \"batch_size_per_rank\": " << config.batch_size << ",\n"
-       << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
+       << "  \"batch_size_per_rank\": " << config.batch_size << ",\n";
+  if (config.global_batch_size > 0)
+    json << "  \"global_batch_size\": " << config.global_batch_size << ",\n"
+         << "  \"virtual_shards\": " << config.virtual_shards << ",\n";
+  json << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
        << "  \"samples_per_s\": " << dae::json_number(fit.samples_per_s) << ",\n"
        << "  \"samples_per_s_steady\": " << dae::json_number(fit.steady_samples_per_s) << ",\n"
        << "  \"peak_rss_mb\": " << dae::json_number(peak_rss_mb) << ",\n"
@@ -137,9 +141,12 @@ void warn_about_changed_options(const dae::Config& config, const std::string& sa
   if (saved_text.empty()) return;
   const auto saved = config_rows(saved_text);
   const auto now = config_rows(dae::describe_config(config));
-  for (const char* key : {"data", "batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
-                          "model", "init", "init-bias", "output-activation", "kernels",
-                          "precision"}) {
+  for (const char* key :
+       {"data", "batch-size", "global-batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
+        "model", "init", "init-bias", "output-activation", "kernels", "precision"}) {
+    // In invariant mode batch-size is global-batch-size / ranks: another world size is no
+    // change of the training.
+    if (config.global_batch_size > 0 && std::string(key) == "batch-size") continue;
     const auto before = saved.find(key), after = now.find(key);
     if (before != saved.end() && after != now.end() && before->second != after->second)
       std::fprintf(stderr, "%s: warning: resume: %s changed from %s to %s\n", kProgram, key,
@@ -198,7 +205,12 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   dae::install_stop_handlers();
   dae::Config config;
   try {
-    dae::run_collectively(world, kProgram, [&] { config = dae::parse_config(argc, argv); });
+    dae::run_collectively(world, kProgram, [&] {
+      config = dae::parse_config(argc, argv);
+      // World-size invariant mode: batch-size follows from the global batch and the ranks.
+      if (config.global_batch_size > 0)
+        config.batch_size = dae::per_rank_batch(config, world.size());
+    });
   } catch (const dae::HelpRequested& help) {
     if (world.rank() == 0) std::fputs(help.text.c_str(), stdout);
     return 0;
@@ -287,6 +299,12 @@ int train(dae::MpiComm& world, int argc, char** argv) {
 
   dae::Shard train;
   dae::run_collectively(world, kProgram, [&] {
+    if (config.global_batch_size > 0) {  // the rows of this rank's virtual shards
+      const dae::VirtualShardLayout layout = dae::VirtualShardLayout::make(
+          dae::count_rows(config.data, "train"), config, world.rank(), world.size());
+      train = dae::read_virtual_shards(config.data, "train", layout, world.rank(), world.size());
+      return;
+    }
     train = dae::Shard::read_for_rank(config.data, "train", world.rank(), world.size());
     // A batch larger than the shard would repeat its images within every step.
     if (config.batch_size > train.rows())
@@ -300,6 +318,12 @@ int train(dae::MpiComm& world, int argc, char** argv) {
               static_cast<unsigned long long>(train.first_row),
               static_cast<unsigned long long>(train.first_row + train.rows()),
               static_cast<unsigned long long>(train.total_rows));
+  if (config.global_batch_size > 0) {
+    const long owned = config.virtual_shards / world.size();
+    std::printf("rank %d/%d: virtual shards %ld-%ld of %ld, %ld images each per step\n",
+                world.rank(), world.size(), world.rank() * owned, (world.rank() + 1) * owned - 1,
+                config.virtual_shards, config.global_batch_size / config.virtual_shards);
+  }
   std::fflush(stdout);
 
   dae::Checkpointer checkpointer(world, config.run_dir, config.keep_checkpoints,

@@ -214,6 +214,7 @@ class RecordingCommunicator final : public Communicator {
   void broadcast(torch::Tensor&, int) override {}
   void all_reduce_mean(torch::Tensor&) override {}
   void all_reduce_sum(torch::Tensor&) override {}
+  void all_gather(const torch::Tensor&, torch::Tensor&) override {}
   void barrier() override {}
 };
 
