@@ -9,11 +9,13 @@
 //                 shards' buffers into int64 and adds them (exact, so in any order), one int64
 //                 all-reduce, back to float
 // Prints microseconds per call, the slowest rank's mean after 50 warm-up calls.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <vector>
 
 #include "dae/mpi.hpp"
 #include "dae/mpi_communicator.hpp"
@@ -65,15 +67,28 @@ int main(int argc, char** argv) {
       buffer.div_(static_cast<double>(shards));
     });
 
+    // Plain loops, as a production version would be (LibTorch's int64 ops are far slower).
+    std::vector<std::int64_t> fixed(static_cast<std::size_t>(kBuffer));
     const double fixed_point = microseconds_per_call(world, calls, [&] {
-      float largest = gradients.abs().max().item<float>();
+      const float* values = gradients.data_ptr<float>();
+      const std::int64_t count = gradients.numel();
+      float largest = 0;
+      for (std::int64_t i = 0; i < count; ++i) largest = std::max(largest, std::fabs(values[i]));
       world.all_reduce(&largest, 1, MPI_FLOAT, MPI_MAX, "the largest gradient");
-      // The sum of all shards must fit in 62 bits: scale the largest |g| times V to 2^61.
-      const double scale = std::ldexp(1.0, 61 - std::ilogb(largest * shards) - 1);
-      torch::Tensor fixed =
-          gradients.to(torch::kFloat64).mul_(scale).round_().to(torch::kInt64).sum(0);
-      comm.all_reduce_sum(fixed);
-      buffer.copy_(fixed.to(torch::kFloat64).div_(scale * shards));
+      // The sum of all V shards must fit in int64: V times the largest |g| scaled below 2^62.
+      const double scale =
+          largest > 0 ? std::ldexp(1.0, 61 - std::ilogb(largest * static_cast<float>(shards)))
+                      : 1.0;
+      std::fill(fixed.begin(), fixed.end(), 0);
+      for (std::int64_t row = 0; row < own; ++row)
+        for (std::int64_t i = 0; i < kBuffer; ++i)
+          fixed[static_cast<std::size_t>(i)] += std::llrint(values[row * kBuffer + i] * scale);
+      world.all_reduce(fixed.data(), static_cast<int>(kBuffer), MPI_INT64_T, MPI_SUM,
+                       "the fixed-point sum");
+      float* out = buffer.data_ptr<float>();
+      for (std::int64_t i = 0; i < kBuffer; ++i)
+        out[i] = static_cast<float>(static_cast<double>(fixed[static_cast<std::size_t>(i)]) /
+                                    (scale * shards));
     });
 
     if (world.rank() == 0)
