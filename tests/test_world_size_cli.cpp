@@ -1,7 +1,8 @@
 // World-size invariant mode as a user runs it: dae_dist stopped at step 120 on 2 ranks and
 // resumed on 4 ends with the bits of the uninterrupted 1-rank run (parameters, Adam moments,
-// the evaluation's numbers); every bad combination of the options is one line and a non-zero
-// exit of the whole job within seconds.
+// the evaluation's numbers); a checkpoint of the other mode or of another virtual-shard count,
+// and every bad combination of the options, is one line and a non-zero exit of the whole job
+// within seconds.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -82,6 +83,30 @@ TEST_F(WorldSizeCli, StoppedOnTwoRanksResumedOnFourEndsAsOneRank) {
                               "world-size invariant mode (virtual-shards = 12)"),
             1u)
       << per_rank.output;
+}
+
+TEST_F(WorldSizeCli, CheckpointOfTheOtherModeOrAnotherVirtualShardCountIsRefused) {
+  const auto per_rank = run_command(job(2, "per_rank", "--steps 20"));
+  ASSERT_EQ(per_rank.exit_code, 0) << per_rank.output;
+  const auto as_invariant =
+      run_command(job(2, "per_rank", std::string(kInvariant) + "--steps 40 --resume auto"));
+  EXPECT_NE(as_invariant.exit_code, 0);
+  EXPECT_EQ(testing::count_of(as_invariant.output,
+                              "dae_dist: global-batch-size: the checkpoint was written in "
+                              "per-rank mode (2 ranks)"),
+            1u)
+      << as_invariant.output;
+
+  const auto invariant = run_command(job(2, "invariant", std::string(kInvariant) + "--steps 20"));
+  ASSERT_EQ(invariant.exit_code, 0) << invariant.output;
+  const auto other_v = run_command(
+      job(2, "invariant", "--global-batch-size 48 --virtual-shards 8 --steps 40 --resume auto"));
+  EXPECT_NE(other_v.exit_code, 0);
+  EXPECT_EQ(testing::count_of(other_v.output,
+                              "dae_dist: virtual-shards: the checkpoint has 12 virtual shards, "
+                              "this run 8"),
+            1u)
+      << other_v.output;
 }
 
 TEST_F(WorldSizeCli, BadCombinationsAreOneLineAndEndTheJob) {
