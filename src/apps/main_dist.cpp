@@ -13,6 +13,7 @@
 #include "dae/core/files.hpp"
 #include "dae/core/signals.hpp"
 #include "dae/data/dataset.hpp"
+#include "dae/data/virtual_shards.hpp"
 #include "dae/dist/communicator.hpp"
 #include "dae/dist/device.hpp"
 #include "dae/dist/mpi.hpp"
@@ -43,8 +44,11 @@ std::string summary_json(const dae::Config& config, int world, const dae::FitRes
   json << "{\n"
        << "  \"world_size\": " << world << ",\n"
        << "  \"steps\": " << config.steps << ",\n"
-       << "  \"batch_size_per_rank\": " << config.batch_size << ",\n"
-       << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
+       << "  \"batch_size_per_rank\": " << config.batch_size << ",\n";
+  if (config.global_batch_size > 0)
+    json << "  \"global_batch_size\": " << config.global_batch_size << ",\n"
+         << "  \"virtual_shards\": " << config.virtual_shards << ",\n";
+  json << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
        << "  \"samples_per_s\": " << dae::json_number(fit.samples_per_s) << ",\n"
        << "  \"samples_per_s_steady\": " << dae::json_number(fit.steady_samples_per_s) << ",\n"
        << "  \"peak_rss_mb\": " << dae::json_number(peak_rss_mb) << ",\n"
@@ -110,6 +114,12 @@ std::unique_ptr<dae::RunDirLock> lock_and_check_run(const dae::Config& config,
 dae::Shard read_training_shard(const dae::Config& config, const dae::Communicator& comm) {
   dae::Shard train;
   comm.run_collectively([&] {
+    if (config.global_batch_size > 0) {  // the rows of this rank's virtual shards
+      const dae::VirtualShardLayout layout = dae::VirtualShardLayout::make(
+          dae::count_rows(config.data, "train"), config, comm.rank(), comm.size());
+      train = dae::read_virtual_shards(config.data, "train", layout, comm.rank(), comm.size());
+      return;
+    }
     train = dae::Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
     // A batch larger than the shard would repeat its images within every step.
     if (config.batch_size > train.rows())
@@ -123,6 +133,12 @@ dae::Shard read_training_shard(const dae::Config& config, const dae::Communicato
               static_cast<unsigned long long>(train.first_row),
               static_cast<unsigned long long>(train.first_row + train.rows()),
               static_cast<unsigned long long>(train.total_rows));
+  if (config.global_batch_size > 0) {
+    const long owned = config.virtual_shards / comm.size();
+    std::printf("rank %d/%d: virtual shards %ld-%ld of %ld, %ld images each per step\n",
+                comm.rank(), comm.size(), comm.rank() * owned, (comm.rank() + 1) * owned - 1,
+                config.virtual_shards, config.global_batch_size / config.virtual_shards);
+  }
   std::fflush(stdout);
   return train;
 }
@@ -150,7 +166,12 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   const dae::MpiCommunicator startup(world);
   dae::Config config;
   try {
-    startup.run_collectively([&] { config = dae::parse_config(argc, argv); });
+    startup.run_collectively([&] {
+      config = dae::parse_config(argc, argv);
+      // World-size invariant mode: batch-size follows from the global batch and the ranks.
+      if (config.global_batch_size > 0)
+        config.batch_size = dae::per_rank_batch(config, world.size());
+    });
   } catch (const dae::HelpRequested& help) {
     if (world.rank() == 0) std::fputs(help.text.c_str(), stdout);
     return 0;

@@ -145,7 +145,17 @@ struct Option {
   std::function<std::string(const Config&)> show;        // the value as text
   bool is_switch = false;   // --name alone means true
   bool has_default = true;  // shown as (=default) in --help
+  // Whether describe_config() lists it (world-size invariant mode's options only in that mode:
+  // per-rank runs print, and checkpoint, the configuration text they always did).
+  std::function<bool(const Config&)> listed = [](const Config&) { return true; };
 };
+
+bool invariant_mode(const Config& c) { return c.global_batch_size > 0; }
+
+Option only_when(Option option, bool (*listed)(const Config&)) {
+  option.listed = listed;
+  return option;
+}
 
 // Where a field lives: Config itself, or one of its sub-configs.
 Config& whole(Config& c) { return c; }
@@ -208,7 +218,18 @@ const std::vector<Option>& options_table() {
            "directory for logs, summary.json, checkpoints and evaluation"),
       integer("steps", &Config::steps, above(0), "optimizer steps"),
       integer("batch-size", &Config::batch_size, above(0, kMaxBatchSize),
-              "images per rank per step"),
+              "images per rank per step (with global-batch-size: global-batch-size / ranks)"),
+      only_when(integer("global-batch-size", &Config::global_batch_size,
+                        at_least(0, kMaxBatchSize),
+                        "images per step over all ranks: the world-size invariant mode (the same "
+                        "bits at any number of ranks dividing virtual-shards); 0 = per-rank mode "
+                        "(batch-size per rank)"),
+                invariant_mode),
+      only_when(integer("virtual-shards", &Config::virtual_shards, at_least(1, kMaxVirtualShards),
+                        "with global-batch-size: fixed data shards, each global-batch-size / "
+                        "virtual-shards images a step, with its own order and noise; a multiple "
+                        "of the number of ranks"),
+                invariant_mode),
       real("lr", &Config::lr, above(0), "Adam learning rate"),
       integer("lr-warmup", &Config::lr_warmup, at_least(0),
               "steps over which the learning rate rises linearly from lr/warmup to lr (0: none)"),
@@ -307,6 +328,16 @@ void check_combinations(const Config& config) {
   require(!config.cuda_graph || config.backend != BackendKind::kMpi,
           "cuda-graph: needs backend = nccl or auto: the MPI backend's all-reduce goes through "
           "host memory, which a CUDA graph cannot capture");
+  // World-size invariant mode; what needs the world size is checked by per_rank_batch().
+  if (invariant_mode(config)) {
+    require(config.global_batch_size % config.virtual_shards == 0,
+            "global-batch-size: " + std::to_string(config.global_batch_size) +
+                " is not a multiple of virtual-shards (" + std::to_string(config.virtual_shards) +
+                "): every virtual shard takes the same number of images per step");
+    require(!config.cuda_graph,
+            "cuda-graph: not with global-batch-size (a step is one forward and backward per "
+            "virtual shard, which the captured graph does not hold)");
+  }
   require(!config.eval_only || !config.resume.empty(),
           "eval-only: needs --resume auto or --resume PATH (the checkpoint to evaluate)");
   if (config.noise_type != NoiseType::kGaussian) {
@@ -348,7 +379,14 @@ Config parse_config(int argc, const char* const* argv) {
   config.config_file = raw["config"];
   for (const Option& option : options_table())
     if (values.count(option.name)) option.set(config, raw[option.name]);
+  const auto given = [&values](const char* name) {
+    return values.count(name) != 0 && !values[name].defaulted();
+  };
+  config.batch_size_set = given("batch-size");
   check_combinations(config);
+  if (given("virtual-shards") && !invariant_mode(config))
+    throw_config_error("virtual-shards: needs global-batch-size (per-rank mode, the default, "
+                       "has no virtual shards)");
   // The sweep always reports the clean test MSE and the training noise.
   for (double level : {0.0, config.noise})
     if (std::find(config.eval_noise.begin(), config.eval_noise.end(), level) ==
@@ -364,7 +402,8 @@ std::string describe_config(const Config& config) {
     out << "  " << std::left << std::setw(18) << key << " " << value << "\n";
   };
   row("config", config.config_file.empty() ? "(none)" : config.config_file);
-  for (const Option& option : options_table()) row(option.name, option.show(config));
+  for (const Option& option : options_table())
+    if (option.listed(config)) row(option.name, option.show(config));
   return out.str();
 }
 

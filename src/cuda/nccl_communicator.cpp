@@ -104,6 +104,15 @@ class NcclCommunicator final : public Communicator {
   }
   void all_reduce_mean(torch::Tensor& tensor) override { all_reduce(tensor, ncclAvg); }
   void all_reduce_sum(torch::Tensor& tensor) override { all_reduce(tensor, ncclSum); }
+  void all_gather(const torch::Tensor& mine, torch::Tensor& all) override {
+    check_device(mine);
+    check_device(all);
+    DAE_CHECK(all.numel() == mine.numel() * size() && all.scalar_type() == mine.scalar_type(),
+              "NcclCommunicator: all_gather needs size() times the elements, of the same type");
+    run(ncclAllGather(mine.data_ptr(), all.data_ptr(), static_cast<size_t>(mine.numel()),
+                      nccl_type_of(mine), comm_, stream()),
+        "ncclAllGather");
+  }
 
  private:
   // How often the watchdog looks: an error is reported within this, and the poll costs one

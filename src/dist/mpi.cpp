@@ -133,6 +133,13 @@ void MpiComm::gather(const void* send, int count, MPI_Datatype type, void* recei
   wait(request, what);
 }
 
+void MpiComm::all_gather(const void* send, int count, MPI_Datatype type, void* receive,
+                         const char* what) const {
+  MPI_Request request = MPI_REQUEST_NULL;
+  DAE_CHECK_MPI(MPI_Iallgather(send, count, type, receive, count, type, comm_, &request));
+  wait(request, what);
+}
+
 void MpiComm::barrier(const char* what) const {
   MPI_Request request = MPI_REQUEST_NULL;
   DAE_CHECK_MPI(MPI_Ibarrier(comm_, &request));

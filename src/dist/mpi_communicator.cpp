@@ -47,6 +47,18 @@ void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
   });
 }
 
+void MpiCommunicator::all_gather(const torch::Tensor& mine, torch::Tensor& all) {
+  DAE_CHECK(mine.is_contiguous() && all.numel() == mine.numel() * size() &&
+                all.scalar_type() == mine.scalar_type(),
+            "MpiCommunicator: all_gather needs a contiguous tensor and one of size() times its "
+            "elements and of its type");
+  const torch::Tensor send = mine.device().is_cpu() ? mine : mine.to(torch::kCPU);
+  on_host(all, [&](torch::Tensor& host) {
+    mpi().all_gather(send.data_ptr(), static_cast<int>(send.numel()), mpi_type_of(send),
+                     host.data_ptr(), "an all-gather");
+  });
+}
+
 void MpiCommunicator::all_reduce_mean(torch::Tensor& tensor) {
   all_reduce_sum(tensor);
   if (size() > 1) tensor.mul_(1.0 / size());

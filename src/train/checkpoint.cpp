@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <regex>
 
+#include "dae/core/config.hpp"
 #include "dae/core/error.hpp"
 #include "dae/core/files.hpp"
 #include "dae/train/fused_adam.hpp"
@@ -108,9 +109,12 @@ std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::M
                                            torch::optim::Adam& optimizer,
                                            const CheckpointData& data,
                                            const std::string& config_text) {
-  DAE_CHECK(data.world_size >= 1 && data.cursors.size() == static_cast<std::size_t>(data.world_size) &&
+  const std::int64_t streams = data.virtual_shards > 0 ? data.virtual_shards : data.world_size;
+  DAE_CHECK(data.world_size >= 1 && data.cursors.size() == static_cast<std::size_t>(streams) &&
                 data.noise_states.size() == data.cursors.size(),
-            name + ": checkpoint needs a cursor and a noise state for each of its ranks");
+            name +
+                ": checkpoint needs a cursor and a noise state for each of its ranks (or "
+                "virtual shards)");
   H5File file = H5File::create_in_memory(name);
   for (const auto& item : model.named_parameters()) {
     write_tensor(file, "/model/" + item.key(), item.value());
@@ -133,6 +137,8 @@ std::vector<std::uint8_t> checkpoint_image(const std::string& name, torch::nn::M
 
   write_int64s(file, "/state/step", {data.step});
   write_int64s(file, "/state/world_size", {data.world_size});
+  // Only in invariant mode: a per-rank checkpoint stays the file it always was.
+  if (data.virtual_shards > 0) write_int64s(file, "/state/virtual_shards", {data.virtual_shards});
   std::vector<std::int64_t> epochs, positions;
   std::vector<std::uint8_t> noise;
   const std::int64_t noise_bytes = data.noise_states.front().numel();
@@ -182,23 +188,35 @@ Checkpointer::Checkpointer(const Communicator& comm, std::string run_dir, long k
 
 std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& optimizer,
                                const TrainState& state) {
-  // Gather every rank's stream position and noise generator to rank 0.
+  // Gather every rank's stream positions and noise generators to rank 0: one per rank, or in
+  // invariant mode one per virtual shard (each rank holding V / W consecutive ones).
   const int world = comm_.size();
-  const std::vector<std::int64_t> cursors =
-      comm_.gather_to_root(std::vector<std::int64_t>{state.cursor.epoch, state.cursor.position});
-  const torch::Tensor noise = state.noise_state.contiguous();
+  const bool shards = state.virtual_shards > 0;
+  const std::vector<BatchCursor> own_cursors =
+      shards ? state.shard_cursors : std::vector<BatchCursor>{state.cursor};
+  const std::vector<torch::Tensor> own_noise =
+      shards ? state.shard_noise_states : std::vector<torch::Tensor>{state.noise_state};
+  const int per_rank = static_cast<int>(own_cursors.size());
+  std::vector<std::int64_t> mine;
+  for (const BatchCursor& cursor : own_cursors) {
+    mine.push_back(cursor.epoch);
+    mine.push_back(cursor.position);
+  }
+  const std::vector<std::int64_t> cursors = comm_.gather_to_root(mine);
+  const torch::Tensor noise = torch::cat(own_noise).contiguous();
   const auto* noise_begin = noise.data_ptr<std::uint8_t>();
   const std::vector<std::uint8_t> noise_states =
       comm_.gather_to_root(std::vector<std::uint8_t>(noise_begin, noise_begin + noise.numel()));
-  const std::int64_t noise_bytes = noise.numel();
+  const std::int64_t noise_bytes = own_noise.front().numel();
   CheckpointData saved;
   saved.step = state.step;
   saved.world_size = world;
+  saved.virtual_shards = state.virtual_shards;
   if (comm_.rank() == 0) {
-    for (int r = 0; r < world; ++r) {
-      saved.cursors.push_back({cursors[2 * r], cursors[2 * r + 1]});
+    for (int e = 0; e < per_rank * world; ++e) {
+      saved.cursors.push_back({cursors[2 * e], cursors[2 * e + 1]});
       saved.noise_states.push_back(
-          torch::from_blob(const_cast<std::uint8_t*>(noise_states.data()) + r * noise_bytes,
+          torch::from_blob(const_cast<std::uint8_t*>(noise_states.data()) + e * noise_bytes,
                            {noise_bytes}, torch::kUInt8));
     }
   }
@@ -291,7 +309,16 @@ CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model
   if (data.world_size < 1 || data.world_size > kMaxWorldSize)
     throw Error(path + ": /state/world_size: " + std::to_string(data.world_size) +
                 " is not a number of ranks (1 to " + std::to_string(kMaxWorldSize) + ")");
-  const auto world = static_cast<std::uint64_t>(data.world_size);
+  if (file.has("/state/virtual_shards")) {
+    data.virtual_shards = read_one_int64(file, "/state/virtual_shards");
+    if (data.virtual_shards < 1 || data.virtual_shards > kMaxVirtualShards)
+      throw Error(path + ": /state/virtual_shards: " + std::to_string(data.virtual_shards) +
+                  " is not a number of virtual shards (1 to " + std::to_string(kMaxVirtualShards) +
+                  ")");
+  }
+  // Per-rank positions, or in invariant mode per-virtual-shard ones.
+  const auto world =
+      static_cast<std::uint64_t>(data.virtual_shards > 0 ? data.virtual_shards : data.world_size);
   const auto epochs = read_shaped<std::int64_t>(file, "/state/epoch", {world});
   const auto positions = read_shaped<std::int64_t>(file, "/state/position", {world});
   // A CPU and a CUDA generator save states of different sizes; the trainer decides whether the

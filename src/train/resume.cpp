@@ -35,9 +35,12 @@ void warn_about_changed_options(const Config& config, const std::string& saved_t
   if (saved_text.empty()) return;
   const auto saved = config_rows(saved_text);
   const auto now = config_rows(describe_config(config));
-  for (const char* key : {"data", "batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
-                          "model", "init", "init-bias", "output-activation", "kernels",
-                          "precision"}) {
+  for (const char* key :
+       {"data", "batch-size", "global-batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
+        "model", "init", "init-bias", "output-activation", "kernels", "precision"}) {
+    // In invariant mode batch-size is global-batch-size / ranks: another world size is no
+    // change of the training.
+    if (config.global_batch_size > 0 && std::string(key) == "batch-size") continue;
     const auto before = saved.find(key), after = now.find(key);
     if (before != saved.end() && after != now.end() && before->second != after->second)
       std::fprintf(stderr, "%s: warning: resume: %s changed from %s to %s\n", program.c_str(), key,

@@ -68,7 +68,10 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
       adam_(optimizer_),
       gradients_(*model_),
-      fused_(make_fused_step(config, *model_, config.batch_size)),
+      fused_(make_fused_step(config, *model_,
+                             config.global_batch_size > 0
+                                 ? config.global_batch_size / config.virtual_shards
+                                 : config.batch_size)),
       bf16_(config.precision == Precision::kBf16),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
       noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
@@ -81,6 +84,23 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
                   "): the MPI backend's all-reduce goes through host memory, which a CUDA graph "
                   "cannot capture");
     graph_ = make_step_graph(device_);
+  }
+  if (config.global_batch_size > 0) {
+    const VirtualShardLayout layout =
+        VirtualShardLayout::make(train.total_rows, config, comm.rank(), comm.size());
+    DAE_CHECK(layout.rank_rows() ==
+                  std::make_pair(train.first_row, static_cast<std::uint64_t>(train.rows())),
+              "Trainer: with global-batch-size the shard must hold this rank's virtual shards "
+              "(read_virtual_shards)");
+    shards_ = std::make_unique<VirtualShardStreams>(layout, static_cast<std::uint64_t>(config.seed),
+                                                    kTrainNoiseStream,
+                                                    config.noise_type, device_);
+    first_shard_ = layout.first;
+    shard_sum_ = std::make_unique<OrderedSum>(comm, layout.count, gradients_.buffer().numel(),
+                                              gradients_.buffer().options());
+    state_.virtual_shards = layout.shards;
+    state_.shard_cursors.assign(static_cast<std::size_t>(layout.count), BatchCursor{});
+    state_.shard_noise_states = shards_->noise_states();
   }
 }
 
@@ -203,6 +223,7 @@ double Trainer::read_loss() {
 }
 
 void Trainer::advance() {
+  if (shards_) return advance_virtual_shards();
   PhaseClock clock(config_.profile, device_, profile_);
   torch::Tensor indices = order_.next(config_.batch_size, state_.cursor);
   // From pinned memory the copy is queued like a kernel; from pageable memory it would wait.
@@ -237,7 +258,45 @@ void Trainer::advance() {
   loss_unread_ = true;
 }
 
+void Trainer::advance_virtual_shards() {
+  PhaseClock clock(config_.profile, device_, profile_);
+  const std::int64_t per_shard = config_.global_batch_size / config_.virtual_shards;
+  const bool stop = checkpointer_ != nullptr && stop_requested();
+  adam_.prepare(state_.step + 1, learning_rate(state_.step + 1));
+  // Accumulation over the owned shards, but not into one buffer: each shard's gradients stay a
+  // row of their own, since a running sum would add them in an order that depends on how many
+  // shards this rank has.
+  for (int i = 0; i < shards_->count(); ++i) {
+    torch::Tensor indices =
+        shards_->next(i, per_shard, state_.shard_cursors[static_cast<std::size_t>(i)]);
+    if (device_.is_cuda()) indices = indices.pin_memory().to(device_, /*non_blocking=*/true);
+    clean_ = to_unit_float(images_.index_select(0, indices));
+    clock.lap("batch");
+    noisy_ = shards_->corrupt(i, clean_, config_.noise);
+    clock.lap("noise");
+    forward_backward(clock);
+    gradients_.set_stop(stop);  // summed too: > 0 when any rank was asked to stop
+    shard_sum_->mine()[i].copy_(gradients_.buffer());
+  }
+  shard_sum_->sum(gradients_.buffer());
+  gradients_.buffer().div_(static_cast<double>(config_.virtual_shards));  // mean gradient, loss
+  clock.lap("all-reduce");
+  adam_.update();
+  clock.lap("optimizer");
+  clock.finish();
+  ++state_.step;
+  loss_unread_ = true;
+}
+
 void Trainer::forward_backward_update(PhaseClock& clock) {
+  forward_backward(clock);
+  comm_.all_reduce_mean(gradients_.buffer());
+  clock.lap("all-reduce");
+  adam_.update();
+  clock.lap("optimizer");
+}
+
+void Trainer::forward_backward(PhaseClock& clock) {
   torch::Tensor loss;
   if (fused_) {  // overwrites the gradients: nothing to zero
     loss = fused_->forward_loss(noisy_, clean_);
@@ -258,16 +317,14 @@ void Trainer::forward_backward_update(PhaseClock& clock) {
   }
   gradients_.set_loss(loss.detach());
   clock.lap("backward");
-  comm_.all_reduce_mean(gradients_.buffer());
-  clock.lap("all-reduce");
-  adam_.update();
-  clock.lap("optimizer");
 }
 
 FitResult Trainer::fit() {
   FitResult result;
   const std::int64_t first_step = state_.step;
-  const double samples_per_step = static_cast<double>(config_.batch_size) * comm_.size();
+  const double samples_per_step = config_.global_batch_size > 0
+                                      ? static_cast<double>(config_.global_batch_size)
+                                      : static_cast<double>(config_.batch_size) * comm_.size();
   const auto start = std::chrono::steady_clock::now();
   auto seconds_since_start = [&start] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -382,10 +439,12 @@ std::string Trainer::save_checkpoint() {
   DAE_CHECK(checkpointer_ != nullptr, "Trainer: no checkpointer to save with");
   require_finite();
   state_.noise_state = noise_.state();
+  if (shards_) state_.shard_noise_states = shards_->noise_states();
   return checkpointer_->save(*model_, optimizer_, state_);
 }
 
 bool Trainer::resume_from(const CheckpointData& saved) {
+  if (shards_ || saved.virtual_shards > 0) return resume_virtual_shards(saved);
   state_.step = saved.step;
   state_.last_loss = saved.last_loss;
   loss_unread_ = false;
@@ -415,6 +474,48 @@ bool Trainer::resume_from(const CheckpointData& saved) {
   }
   state_.noise_state = noise_.state();
   return every_rank_exact;
+}
+
+bool Trainer::resume_virtual_shards(const CheckpointData& saved) {
+  // Every rank reads the same file, so every rank throws the same line here, before any
+  // collective.
+  if (!shards_)
+    throw Error(
+        "global-batch-size: the checkpoint was written in world-size invariant mode "
+        "(virtual-shards = " +
+        std::to_string(saved.virtual_shards) +
+        "); per-rank mode cannot continue its virtual shards' streams: resume it with "
+        "global-batch-size and virtual-shards " +
+        std::to_string(saved.virtual_shards));
+  if (saved.virtual_shards == 0)
+    throw Error("global-batch-size: the checkpoint was written in per-rank mode (" +
+                std::to_string(saved.world_size) +
+                " ranks), which has no virtual shards to "
+                "continue: resume it without global-batch-size, or start a fresh run-dir");
+  if (saved.virtual_shards != state_.virtual_shards)
+    throw Error("virtual-shards: the checkpoint has " + std::to_string(saved.virtual_shards) +
+                " virtual shards, this run " + std::to_string(state_.virtual_shards) +
+                " (their rows and streams would differ): give virtual-shards " +
+                std::to_string(saved.virtual_shards));
+  state_.step = saved.step;
+  state_.last_loss = saved.last_loss;
+  loss_unread_ = false;
+  state_.loss_history = saved.loss_history;
+  for (int i = 0; i < shards_->count(); ++i) {
+    const auto shard = static_cast<std::size_t>(first_shard_ + i);
+    state_.shard_cursors[static_cast<std::size_t>(i)] = saved.cursors[shard];
+    try {
+      shards_->set_noise_state(i, saved.noise_states[shard]);
+    } catch (const std::exception& error) {
+      // A CUDA generator's state does not fit a CPU one: the trajectory cannot continue exactly.
+      throw Error("checkpoint: /state/noise_rng: virtual shard " + std::to_string(shard) +
+                  "'s noise generator state does not fit this run's (written on another kind of "
+                  "device?): " +
+                  one_line(error));
+    }
+  }
+  state_.shard_noise_states = shards_->noise_states();
+  return true;
 }
 
 }  // namespace dae

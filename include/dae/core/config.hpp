@@ -110,6 +110,12 @@ struct Config {
   std::string run_dir = "runs/default";  // logs, summary.json, checkpoints, evaluation
   long steps = 10000;                    // optimizer steps
   long batch_size = 50;                  // images per rank per step
+  // World-size invariant mode (data/virtual_shards.hpp; README "World-size invariant training"):
+  // > 0 fixes the images per step over all ranks, split over virtual_shards virtual shards, and
+  // batch_size becomes global_batch_size / ranks. 0: per-rank mode, batch_size per rank.
+  long global_batch_size = 0;            // images per step over all ranks; 0: per-rank mode
+  long virtual_shards = 8;               // with global_batch_size: a multiple of the ranks
+  bool batch_size_set = false;           // batch-size given (must then match global / ranks)
   double lr = 0.01;                      // Adam learning rate
   // Adam's first full-size steps kill most ReLU units of the seed network (README, "Keeping the
   // seed network alive"); a warm-up keeps them. configs/seed.ini sets 0 to stay faithful.
@@ -146,6 +152,7 @@ struct Config {
 // Bounds that only a mistake or an attack exceeds; each is refused with one line.
 inline constexpr long kMaxThreads = 1024;           // intra-op threads per rank
 inline constexpr long kMaxBatchSize = 1L << 20;     // images per rank per step or eval pass
+inline constexpr long kMaxVirtualShards = 4096;     // each is a gathered gradient per step
 inline constexpr double kMaxNoiseLevel = 100;       // gaussian c (pixels are in [0, 1])
 inline constexpr std::uint64_t kMaxConfigFileBytes = 1 << 20;
 

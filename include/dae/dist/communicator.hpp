@@ -42,6 +42,10 @@ class Communicator {
   virtual void all_reduce_mean(torch::Tensor& tensor) = 0;
   // Replaces `tensor` on every rank with the element-wise sum over ranks (float64 or float32).
   virtual void all_reduce_sum(torch::Tensor& tensor) = 0;
+  // Fills `all` (size() times as many elements, same type) on every rank with every rank's
+  // `mine`, in rank order. Moves bytes only, so no backend's algorithm can change a value (the
+  // world-size invariant reduction, ordered_sum.hpp, relies on that).
+  virtual void all_gather(const torch::Tensor& mine, torch::Tensor& all) = 0;
 
   // Control plane.
   // True on every rank when `ok` is true on every rank.

@@ -56,6 +56,9 @@ class MpiComm {
   void broadcast(void* data, int count, MPI_Datatype type, int root, const char* what) const;
   void gather(const void* send, int count, MPI_Datatype type, void* receive, int root,
               const char* what) const;
+  // `count` elements from every rank into `receive` (size() * count), in rank order.
+  void all_gather(const void* send, int count, MPI_Datatype type, void* receive,
+                  const char* what) const;
   void barrier(const char* what) const;
   // Seconds a collective may wait for the other ranks (0: forever).
   void set_collective_timeout(double seconds) { timeout_s_ = seconds; }

@@ -14,6 +14,7 @@ class MpiCommunicator final : public Communicator {
   void broadcast(torch::Tensor& tensor, int root) override;
   void all_reduce_mean(torch::Tensor& tensor) override;
   void all_reduce_sum(torch::Tensor& tensor) override;
+  void all_gather(const torch::Tensor& mine, torch::Tensor& all) override;
 };
 
 }  // namespace dae

@@ -24,14 +24,17 @@ inline constexpr std::int64_t kCheckpointFormatVersion = 1;
 //   /state/step, /state/world_size       int64 [1]
 //   /state/epoch, /state/position        int64 [world]: each rank's place in its data order
 //   /state/noise_rng                     uint8 [world, bytes]: each rank's noise generator
+//   /state/virtual_shards                int64 [1], world-size invariant mode only: V; the three
+//                                        above then hold [V] entries, one per virtual shard
 //   /state/last_loss                     float64 [1]
 //   /state/loss_history                  float64 [n, 2]: (step, mean loss) at each log point
 //   / attributes                         format_version, libtorch_version, config, complete
 struct CheckpointData {
   std::int64_t step = 0;
   std::int64_t world_size = 0;
-  std::vector<BatchCursor> cursors;         // one per saved rank
-  std::vector<torch::Tensor> noise_states;  // one per saved rank
+  std::int64_t virtual_shards = 0;          // V in world-size invariant mode, else 0
+  std::vector<BatchCursor> cursors;         // one per saved rank (per virtual shard with V)
+  std::vector<torch::Tensor> noise_states;  // one per saved rank (per virtual shard with V)
   double last_loss = 0;
   std::vector<std::pair<std::int64_t, double>> loss_history;
   std::string config_text;  // describe_config() of the run that wrote it ("" if absent)

@@ -17,6 +17,11 @@ struct TrainState {
   std::int64_t step = 0;       // optimizer steps completed
   BatchCursor cursor;          // this rank's position in its shuffled data order
   torch::Tensor noise_state;   // this rank's noise generator state (uint8 bytes)
+  // World-size invariant mode: V, and each of this rank's virtual shards' place in its order and
+  // noise generator, in shard order (cursor and noise_state are then unused). 0: per-rank mode.
+  std::int64_t virtual_shards = 0;
+  std::vector<BatchCursor> shard_cursors;
+  std::vector<torch::Tensor> shard_noise_states;
   double last_loss = 0;        // mean training loss over all ranks at `step`
   std::vector<std::pair<std::int64_t, double>> loss_history;  // (step, mean loss) at log points
 };

@@ -15,6 +15,8 @@
 #include "dae/model/model.hpp"
 #include "dae/data/noise.hpp"
 #include "dae/train/train_state.hpp"
+#include "dae/dist/ordered_sum.hpp"
+#include "dae/data/virtual_shards.hpp"
 
 namespace dae {
 
@@ -82,7 +84,10 @@ class Trainer {
   FitResult fit();
   // Continues a checkpointed run: the step, and this rank's data position and noise stream when
   // the world size and the generator's kind (CPU or CUDA) are the ones saved; otherwise
-  // re-derived from (seed, rank, step). Returns whether the continuation is exact.
+  // re-derived from (seed, rank, step). Returns whether the continuation is exact. In
+  // world-size invariant mode it always is (any world size dividing V): the owned virtual
+  // shards' positions and generators are restored, and a checkpoint of the other mode or of
+  // another V is refused with one line.
   bool resume_from(const CheckpointData& saved);
   // Writes a checkpoint of the current state (collective).
   std::string save_checkpoint();
@@ -104,6 +109,12 @@ class Trainer {
   // The step's device work on clean_/noisy_: forward, backward, all-reduce, Adam. Laps `clock`
   // after each phase.
   void forward_backward_update(PhaseClock& clock);
+  // Its first part: forward, loss and backward into gradients_ (the loss slot set).
+  void forward_backward(PhaseClock& clock);
+  // advance() in world-size invariant mode: one forward and backward per owned virtual shard,
+  // their gradients summed in virtual-shard order over all ranks (OrderedSum), then Adam.
+  void advance_virtual_shards();
+  bool resume_virtual_shards(const CheckpointData& saved);
   double read_loss();  // the last step's averaged loss, into state_.last_loss
   double learning_rate(std::int64_t step) const;  // of that (1-based) step, with the warm-up
   // Ends the run (on every rank alike: the loss and the parameters are the same everywhere)
@@ -126,6 +137,11 @@ class Trainer {
   BatchOrder order_;
   NoiseSource noise_;
   TrainState state_;
+  // World-size invariant mode only (null in per-rank mode): the owned virtual shards' streams,
+  // the first one's number, and the rows of gradients they contribute to the ordered sum.
+  std::unique_ptr<VirtualShardStreams> shards_;
+  int first_shard_ = 0;
+  std::unique_ptr<OrderedSum> shard_sum_;
   bool loss_unread_ = false;  // the last step's loss is still only on the device
   std::vector<std::pair<std::string, double>> profile_;  // phase -> total seconds, then mean
   torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
