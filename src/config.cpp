@@ -72,6 +72,15 @@ po::options_description describe_options(Config& config, std::string& eval_noise
       ("lr", po::value(&config.lr)->default_value(defaults.lr), "Adam learning rate")
       ("lr-warmup", po::value(&config.lr_warmup)->default_value(defaults.lr_warmup),
        "steps over which the learning rate rises linearly from lr/warmup to lr (0: none)")
+      ("lr-schedule", po::value(&config.lr_schedule)->default_value(defaults.lr_schedule),
+       "after the warm-up: constant (lr) | cosine (from lr down to lr * lr-floor at the last "
+       "step)")
+      ("lr-floor", po::value(&config.lr_floor)->default_value(defaults.lr_floor),
+       "with lr-schedule = cosine: the last step's rate as a fraction of lr, in [0, 1]")
+      ("adam-eps", po::value(&config.adam_eps)->default_value(defaults.adam_eps),
+       "Adam's epsilon (added to the root of the second moment)")
+      ("clip-grad-norm", po::value(&config.clip_grad_norm)->default_value(defaults.clip_grad_norm),
+       "scale the averaged gradient down to this L2 norm when it is larger (0: no clipping)")
       ("noise", po::value(&config.noise)->default_value(defaults.noise),
        "training noise coefficient c in x + c*N(0,1)")
       ("seed", po::value(&config.seed)->default_value(defaults.seed),
@@ -143,7 +152,9 @@ void validate(const Config& config) {
   // NaN passes every comparison below as false and infinity most of them: refused first.
   for (const auto& [name, value] :
        {std::pair<const char*, double>{"lr", config.lr}, {"noise", config.noise},
-        {"init-bias", config.init_bias}, {"collective-timeout", config.collective_timeout_s}})
+        {"init-bias", config.init_bias}, {"collective-timeout", config.collective_timeout_s},
+        {"lr-floor", config.lr_floor}, {"adam-eps", config.adam_eps},
+        {"clip-grad-norm", config.clip_grad_norm}})
     require(std::isfinite(value), std::string(name) + ": must be a finite number");
   require(!config.data.empty(), "data: missing (give --data FILE or data = FILE in the config)");
   require(!config.run_dir.empty(), "run-dir: must not be empty");
@@ -153,6 +164,11 @@ void validate(const Config& config) {
               std::to_string(config.batch_size) + ")");
   require(config.lr > 0, "lr: must be > 0");
   require(config.lr_warmup >= 0, "lr-warmup: must be >= 0");
+  require(config.lr_schedule == "constant" || config.lr_schedule == "cosine",
+          "lr-schedule: '" + config.lr_schedule + "' is not one of constant, cosine");
+  require(config.lr_floor >= 0 && config.lr_floor <= 1, "lr-floor: must be in [0, 1]");
+  require(config.adam_eps > 0, "adam-eps: must be > 0");
+  require(config.clip_grad_norm >= 0, "clip-grad-norm: must be >= 0 (0: off)");
   require(config.noise >= 0 && config.noise <= kMaxNoiseLevel,
           "noise: must be >= 0 and at most " + json_number(kMaxNoiseLevel));
   require(config.log_every > 0, "log-every: must be > 0");
@@ -242,6 +258,10 @@ std::string describe_config(const Config& config) {
   row("batch-size", config.batch_size);
   row("lr", config.lr);
   row("lr-warmup", config.lr_warmup);
+  row("lr-schedule", config.lr_schedule);
+  row("lr-floor", config.lr_floor);
+  row("adam-eps", config.adam_eps);
+  row("clip-grad-norm", config.clip_grad_norm);
   row("noise", config.noise);
   row("seed", config.seed);
   row("log-every", config.log_every);

@@ -137,9 +137,9 @@ void warn_about_changed_options(const dae::Config& config, const std::string& sa
   if (saved_text.empty()) return;
   const auto saved = config_rows(saved_text);
   const auto now = config_rows(dae::describe_config(config));
-  for (const char* key : {"data", "batch-size", "lr", "lr-warmup", "noise", "noise-type", "seed",
-                          "model", "init", "init-bias", "output-activation", "kernels",
-                          "precision"}) {
+  for (const char* key : {"data", "batch-size", "lr", "lr-warmup", "lr-schedule", "lr-floor",
+                          "adam-eps", "clip-grad-norm", "noise", "noise-type", "seed", "model",
+                          "init", "init-bias", "output-activation", "kernels", "precision"}) {
     const auto before = saved.find(key), after = now.find(key);
     if (before != saved.end() && after != now.end() && before->second != after->second)
       std::fprintf(stderr, "%s: warning: resume: %s changed from %s to %s\n", kProgram, key,

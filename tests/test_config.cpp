@@ -93,6 +93,29 @@ TEST(Config, BadValuesAreRejectedWithTheirOption) {
   }
 }
 
+TEST(Config, ScheduleEpsAndClippingAreParsedValidatedAndDescribed) {
+  const Config config = parse({"--data", "d", "--lr-schedule", "cosine", "--lr-floor", "0.05",
+                               "--adam-eps", "1e-6", "--clip-grad-norm", "2"});
+  EXPECT_EQ(config.lr_schedule, "cosine");
+  EXPECT_DOUBLE_EQ(config.lr_floor, 0.05);
+  EXPECT_DOUBLE_EQ(config.adam_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(config.clip_grad_norm, 2);
+  // describe_config is what checkpoints store and what a resume compares against.
+  const std::string described = describe_config(config);
+  for (const char* row : {"lr-schedule", "lr-floor", "adam-eps", "clip-grad-norm"})
+    EXPECT_NE(described.find(row), std::string::npos) << row;
+  EXPECT_NE(error_of({"--data", "d", "--lr-schedule", "step"}).find("lr-schedule: 'step'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--lr-floor", "1.5"}).find("lr-floor: must be in [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-eps", "0"}).find("adam-eps: must be > 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--clip-grad-norm=-1"}).find("clip-grad-norm: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-eps", "nan"}).find("adam-eps: must be a finite"),
+            std::string::npos);
+}
+
 TEST(Config, UnknownKeyInFileIsRejected) {
   testing::TempDir dir;
   std::ofstream(dir.file("bad.ini")) << "data = d.h5\nstepz = 3\n";
