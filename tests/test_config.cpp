@@ -32,6 +32,10 @@ TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   EXPECT_EQ(config.batch_size, 50);
   EXPECT_DOUBLE_EQ(config.lr, 0.01);
   EXPECT_EQ(config.lr_warmup, 500);
+  EXPECT_EQ(config.lr_schedule, "cosine");
+  EXPECT_DOUBLE_EQ(config.lr_floor, 0.0);
+  EXPECT_DOUBLE_EQ(config.adam_eps, 1e-8);
+  EXPECT_DOUBLE_EQ(config.clip_grad_norm, 0.02);
   EXPECT_EQ(config.output_activation, "none");
   EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
 }

@@ -145,6 +145,7 @@ TEST_F(MultiRank, WarmupRaisesTheLearningRateLinearlyToLr) {
   SharedDataFile data(comm, 100, 20);
   Config config = short_run(data, 10, 4);
   config.lr_warmup = 4;
+  config.lr_schedule = "constant";  // the warm-up alone (the cosine: test_optim_options.cpp)
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   Trainer trainer(config, comm, shard, make_model(config));
   auto rate = [&trainer] {
