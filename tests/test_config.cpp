@@ -32,6 +32,10 @@ TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   EXPECT_EQ(config.batch_size, 50);
   EXPECT_DOUBLE_EQ(config.lr, 0.01);
   EXPECT_EQ(config.lr_warmup, 500);
+  EXPECT_EQ(config.lr_schedule, LrSchedule::kCosine);
+  EXPECT_DOUBLE_EQ(config.lr_floor, 0.0);
+  EXPECT_DOUBLE_EQ(config.adam_eps, 1e-8);
+  EXPECT_DOUBLE_EQ(config.clip_grad_norm, 0.02);
   EXPECT_EQ(config.model.output_activation, Activation::kNone);
   EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
 }
@@ -92,6 +96,29 @@ TEST(Config, BadValuesAreRejectedWithTheirOption) {
     EXPECT_EQ(message.rfind("config: ", 0), 0u) << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << "one line: " << message;
   }
+}
+
+TEST(Config, ScheduleEpsAndClippingAreParsedValidatedAndDescribed) {
+  const Config config = parse({"--data", "d", "--lr-schedule", "cosine", "--lr-floor", "0.05",
+                               "--adam-eps", "1e-6", "--clip-grad-norm", "2"});
+  EXPECT_EQ(config.lr_schedule, LrSchedule::kCosine);
+  EXPECT_DOUBLE_EQ(config.lr_floor, 0.05);
+  EXPECT_DOUBLE_EQ(config.adam_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(config.clip_grad_norm, 2);
+  // describe_config is what checkpoints store and what a resume compares against.
+  const std::string described = describe_config(config);
+  for (const char* row : {"lr-schedule", "lr-floor", "adam-eps", "clip-grad-norm"})
+    EXPECT_NE(described.find(row), std::string::npos) << row;
+  EXPECT_NE(error_of({"--data", "d", "--lr-schedule", "step"}).find("lr-schedule: 'step'"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--lr-floor", "1.5"}).find("lr-floor: must be >= 0 and at most 1"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-eps", "0"}).find("adam-eps: must be > 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--clip-grad-norm=-1"}).find("clip-grad-norm: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-eps", "nan"}).find("adam-eps: must be a finite"),
+            std::string::npos);
 }
 
 TEST(Config, UnknownKeyInFileIsRejected) {

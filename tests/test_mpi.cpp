@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "dae/train/checkpoint.hpp"
+#include "dae/model/cpu_kernels.hpp"
 #include "dae/data/dataset.hpp"
 #include "dae/core/error.hpp"
 #include "dae/eval/evaluator.hpp"
@@ -144,6 +145,7 @@ TEST_F(MultiRank, WarmupRaisesTheLearningRateLinearlyToLr) {
   SharedDataFile data(comm, 100, 20);
   Config config = short_run(data, 10, 4);
   config.lr_warmup = 4;
+  config.lr_schedule = LrSchedule::kConstant;  // the warm-up alone (the cosine: test_optim_options.cpp)
   const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
   Trainer trainer(config, comm, shard, make_model(config.model));
   auto rate = [&trainer] {
@@ -154,6 +156,42 @@ TEST_F(MultiRank, WarmupRaisesTheLearningRateLinearlyToLr) {
     trainer.step();
     EXPECT_DOUBLE_EQ(rate(), expected) << "after step " << trainer.state().step;
   }
+}
+
+// Clipping and Adam's epsilon act in the shared update, so dae's fused kernels and LibTorch's
+// autograd take the same steps with them; and both change what is trained.
+TEST_F(MultiRank, ClippingAndEpsAreHonouredAlikeByTheFusedAndTheLibTorchStep) {
+  SharedDataFile data(comm, 200, 20);
+  Config config = short_run(data, 8, 10);
+  config.clip_grad_norm = 0.01;  // far below this model's first gradients: every step clips
+  config.adam_eps = 1e-4;
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  auto train = [&](const Config& run) {
+    torch::manual_seed(9);
+    const ModelPtr model = make_model(run.model);
+    broadcast_parameters(*model, comm);
+    Trainer trainer(run, comm, shard, model);
+    if (run.kernels == KernelChoice::kLibtorch) EXPECT_EQ(trainer.kernels(), "libtorch");
+    if (run.kernels == KernelChoice::kAuto && kernels::best_isa() != kernels::Isa::kGeneric)
+      EXPECT_EQ(trainer.kernels().rfind("fused", 0), 0u) << trainer.kernels();
+    trainer.fit();
+    EXPECT_DOUBLE_EQ(
+        static_cast<torch::optim::AdamOptions&>(trainer.optimizer().param_groups()[0].options())
+            .eps(),
+        run.adam_eps);
+    return flat_parameters(*model);
+  };
+  Config fused = config, libtorch = config;
+  fused.kernels = KernelChoice::kAuto;  // dae's kernels where the CPU has AVX2, else LibTorch's again
+  libtorch.kernels = KernelChoice::kLibtorch;
+  const torch::Tensor with_fused = train(fused), with_libtorch = train(libtorch);
+  EXPECT_LT(testing::relative_difference(with_fused, with_libtorch), 1e-4);
+  Config unclipped = libtorch;
+  unclipped.clip_grad_norm = 0;
+  EXPECT_GT(testing::relative_difference(train(unclipped), with_libtorch), 1e-4);
+  Config default_eps = libtorch;
+  default_eps.adam_eps = 1e-8;
+  EXPECT_GT(testing::relative_difference(train(default_eps), with_libtorch), 1e-4);
 }
 
 TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {

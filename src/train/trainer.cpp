@@ -56,6 +56,28 @@ void broadcast_parameters(torch::nn::Module& module, Communicator& comm) {
   for (auto& buffer : module.buffers()) comm.broadcast(buffer, 0);
 }
 
+double learning_rate_at(const Config& config, std::int64_t step) {
+  const double warmup = static_cast<double>(config.lr_warmup);
+  if (config.lr_warmup > 0 && step < config.lr_warmup)
+    return config.lr * static_cast<double>(step) / warmup;
+  if (config.lr_schedule == LrSchedule::kConstant || config.steps <= config.lr_warmup) return config.lr;
+  // cosine: 1 at the warm-up's last step (or step 0 without one), lr_floor at config.steps.
+  const double progress = std::min(
+      1.0, (static_cast<double>(step) - warmup) / (static_cast<double>(config.steps) - warmup));
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * progress));
+  return config.lr * (config.lr_floor + (1.0 - config.lr_floor) * cosine);
+}
+
+torch::optim::AdamOptions adam_options(const Config& config) {
+  return torch::optim::AdamOptions(config.lr).eps(config.adam_eps);
+}
+
+void clip_gradient_norm(torch::Tensor& gradients, double max_norm) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor scale = (max_norm / (gradients.norm() + 1e-6)).clamp_max(1.0);
+  gradients.mul_(scale);
+}
+
 Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, ModelPtr model,
                  Checkpointer* checkpointer, EvaluationHook evaluate)
     : config_(config),
@@ -65,7 +87,7 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       model_(std::move(model)),
       checkpointer_(checkpointer),
       evaluate_(std::move(evaluate)),
-      optimizer_(model_->parameters(), torch::optim::AdamOptions(config.lr)),
+      optimizer_(model_->parameters(), adam_options(config)),
       adam_(optimizer_),
       gradients_(*model_),
       fused_(make_fused_step(config, *model_,
@@ -207,15 +229,6 @@ double Trainer::step() {
   return read_loss();
 }
 
-double Trainer::learning_rate(std::int64_t step) const {
-  // A function of the step alone, so a resumed run uses the same rate as the original.
-  const double warmup =
-      config_.lr_warmup > 0
-          ? std::min(1.0, static_cast<double>(step) / static_cast<double>(config_.lr_warmup))
-          : 1.0;
-  return config_.lr * warmup;
-}
-
 double Trainer::read_loss() {
   if (loss_unread_) state_.last_loss = gradients_.loss();
   loss_unread_ = false;
@@ -281,8 +294,7 @@ void Trainer::advance_virtual_shards() {
   shard_sum_->sum(gradients_.buffer());
   gradients_.buffer().div_(static_cast<double>(config_.virtual_shards));  // mean gradient, loss
   clock.lap("all-reduce");
-  adam_.update();
-  clock.lap("optimizer");
+  apply_update(clock);
   clock.finish();
   ++state_.step;
   loss_unread_ = true;
@@ -292,6 +304,13 @@ void Trainer::forward_backward_update(PhaseClock& clock) {
   forward_backward(clock);
   comm_.all_reduce_mean(gradients_.buffer());
   clock.lap("all-reduce");
+  apply_update(clock);
+}
+
+void Trainer::apply_update(PhaseClock& clock) {
+  // After the reduction: every rank clips the same averaged gradient, so replicas stay equal.
+  if (config_.clip_grad_norm > 0)
+    clip_gradient_norm(gradients_.gradients(), config_.clip_grad_norm);
   adam_.update();
   clock.lap("optimizer");
 }

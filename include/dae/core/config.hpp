@@ -19,6 +19,7 @@ enum class NoiseType { kGaussian, kSaltPepper, kMask };  // see data/noise.hpp
 enum class KernelChoice { kAuto, kFused, kLibtorch };    // who runs the CPU step
 enum class Precision { kFp32, kBf16 };
 enum class Activation { kNone, kRelu, kSigmoid };        // the last layer's
+enum class LrSchedule { kConstant, kCosine };            // after the warm-up
 
 // Throws dae::Error("config: " + message): the one form of every configuration error.
 [[noreturn]] void throw_config_error(const std::string& message);
@@ -74,6 +75,12 @@ struct EnumNames<Activation> {
       {Activation::kRelu, "relu"}, {Activation::kSigmoid, "sigmoid"}, {Activation::kNone, "none"}};
 };
 
+template <>
+struct EnumNames<LrSchedule> {
+  static constexpr EnumName<LrSchedule> all[] = {{LrSchedule::kConstant, "constant"},
+                                                 {LrSchedule::kCosine, "cosine"}};
+};
+
 // The option text of an enum value ("truncated-normal").
 template <typename E>
 std::string name_of(E value) {
@@ -120,6 +127,13 @@ struct Config {
   // Adam's first full-size steps kill most ReLU units of the seed network (README, "Keeping the
   // seed network alive"); a warm-up keeps them. configs/seed.ini sets 0 to stay faithful.
   long lr_warmup = 500;                  // steps over which the rate rises linearly to lr
+  // After the warm-up: constant, or a cosine from lr down to lr * lr_floor at the last step.
+  // Cosine and clipping keep every seed of the main job alive (README, "A recipe for every
+  // seed"); configs/seed*.ini ask for constant and no clipping, as the seed trained.
+  LrSchedule lr_schedule = LrSchedule::kCosine;
+  double lr_floor = 0.0;                 // cosine: the last step's rate, as a fraction of lr
+  double adam_eps = 1e-8;                // Adam's epsilon (LibTorch's and TensorFlow's 1e-8)
+  double clip_grad_norm = 0.02;          // largest L2 norm of the averaged gradient; 0: no clip
   NoiseType noise_type = NoiseType::kGaussian;
   double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
   long seed = 1234;                      // seeds initial weights, data order and noise

@@ -29,6 +29,7 @@ class FlatGradients {
   explicit FlatGradients(torch::nn::Module& module);
   torch::Tensor& buffer() { return buffer_; }
   std::int64_t gradient_count() const { return buffer_.numel() - kExtraSlots; }
+  torch::Tensor& gradients() { return gradients_; }  // the buffer without the extra slots
   void zero() { gradients_.zero_(); }  // the gradients; the extra slots are set each step
   void set_loss(const torch::Tensor& loss) { extras_[0].copy_(loss); }  // a device copy
   void set_stop(bool stop) { extras_[1].fill_(stop ? 1.0 : 0.0); }
@@ -45,6 +46,19 @@ class FlatGradients {
 
 // Copies rank 0's parameters (and buffers) to every rank.
 void broadcast_parameters(torch::nn::Module& module, Communicator& comm);
+
+// The learning rate of (1-based) `step`: a linear rise over config.lr_warmup steps, then lr
+// (lr-schedule = constant) or a cosine from lr at the warm-up's end down to lr * lr_floor at
+// config.steps. A function of the step alone, so a resumed run uses the original's rates.
+double learning_rate_at(const Config& config, std::int64_t step);
+
+// Adam's options from the config: the learning rate and epsilon. Both step paths (dae's fused
+// kernels and LibTorch's autograd) update through the same FusedAdam on these options.
+torch::optim::AdamOptions adam_options(const Config& config);
+
+// Scales `gradients` (one flat tensor) by min(1, max_norm / (its L2 norm + 1e-6)), the rule of
+// torch.nn.utils.clip_grad_norm_. Device work only (no host read), so a CUDA graph captures it.
+void clip_gradient_norm(torch::Tensor& gradients, double max_norm);
 
 // Steps a throughput figure leaves out: the first ones allocate and warm caches.
 inline constexpr std::int64_t kWarmupSteps = 20;
@@ -111,12 +125,14 @@ class Trainer {
   void forward_backward_update(PhaseClock& clock);
   // Its first part: forward, loss and backward into gradients_ (the loss slot set).
   void forward_backward(PhaseClock& clock);
+  // Its last part, on the reduced gradient: clip-grad-norm's clipping, then Adam's step.
+  void apply_update(PhaseClock& clock);
   // advance() in world-size invariant mode: one forward and backward per owned virtual shard,
   // their gradients summed in virtual-shard order over all ranks (OrderedSum), then Adam.
   void advance_virtual_shards();
   bool resume_virtual_shards(const CheckpointData& saved);
   double read_loss();  // the last step's averaged loss, into state_.last_loss
-  double learning_rate(std::int64_t step) const;  // of that (1-based) step, with the warm-up
+  double learning_rate(std::int64_t step) const { return learning_rate_at(config_, step); }
   // Ends the run (on every rank alike: the loss and the parameters are the same everywhere)
   // when the loss or a parameter is no longer finite, before it can reach a checkpoint.
   void require_finite();

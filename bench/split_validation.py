@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Writes a validation copy of an MNIST IDX folder: the first N training images stay training
+images, the rest of the training set becomes the "test" set (the real test files are not read),
+so recipes can be chosen without looking at the test digits (README, "A recipe for every seed").
+
+    python3 bench/split_validation.py ../shared/data/mnist-digits data/val-idx 8000
+    build/dae_prepare --idx-dir data/val-idx --out data/val.h5
+"""
+import gzip
+import os
+import sys
+
+
+def read_idx(path):
+    data = gzip.open(path).read()
+    dims = data[3]  # magic: 0, 0, type, number of dimensions
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return data[:4], shape, data[4 + 4 * dims:]
+
+
+def write_idx(path, magic, shape, body):
+    header = magic + b"".join(n.to_bytes(4, "big") for n in shape)
+    with gzip.open(path, "wb") as out:
+        out.write(header + body)
+
+
+def main():
+    source, target, keep = sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 8000
+    os.makedirs(target, exist_ok=True)
+    for kind in ("images-idx3", "labels-idx1"):
+        magic, shape, body = read_idx(os.path.join(source, f"train-{kind}-ubyte.gz"))
+        row = len(body) // shape[0]  # bytes per image (784) or label (1)
+        write_idx(os.path.join(target, f"train-{kind}-ubyte.gz"), magic, [keep] + shape[1:],
+                  body[:keep * row])
+        write_idx(os.path.join(target, f"t10k-{kind}-ubyte.gz"), magic,
+                  [shape[0] - keep] + shape[1:], body[keep * row:])
+
+
+if __name__ == "__main__":
+    main()
