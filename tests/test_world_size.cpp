@@ -33,6 +33,9 @@ Config invariant_run(const std::string& kernels) {
   config.virtual_shards = 12;
   config.kernels = parse_enum<KernelChoice>("kernels", kernels);
   config.lr_warmup = 20;  // the rate changes over the first steps
+  // The resume test's first part ends at step 120 by its own `steps`, which a cosine over
+  // `steps` would turn into another schedule: a constant rate after the warm-up.
+  config.lr_schedule = LrSchedule::kConstant;
   config.log_every = 1000;
   config.checkpoint_every = 0;
   return config;
