@@ -13,6 +13,8 @@
 
 #include "dae/train/checkpoint.hpp"
 #include "dae/core/error.hpp"
+#include "dae/data/dataset.hpp"
+#include "dae/io/h5.hpp"
 #include "dae/model/model.hpp"
 
 namespace dae::testing {
@@ -179,6 +181,25 @@ std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device de
   first->to(device);
   second->to(device);
   return {first, second};
+}
+
+std::string write_small_data_file(const std::string& path) {
+  write_data_file(path, synthetic_split(400, 3), synthetic_split(40, 4), "synthetic");
+  return path;
+}
+
+std::vector<float> checkpoint_values(const std::string& checkpoint) {
+  const H5File file = H5File::open_read_only(checkpoint);
+  std::vector<float> values;
+  for (const char* name : {"encoder1.weight", "encoder1.bias", "encoder2.weight", "encoder2.bias",
+                           "decoder1.weight", "decoder2.weight"})
+    for (const std::string& dataset :
+         {std::string("/model/") + name, std::string("/optimizer/") + name + "/exp_avg",
+          std::string("/optimizer/") + name + "/exp_avg_sq"}) {
+      const auto part = file.read<float>(dataset);
+      values.insert(values.end(), part.begin(), part.end());
+    }
+  return values;
 }
 
 }  // namespace dae::testing

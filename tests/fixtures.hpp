@@ -68,6 +68,13 @@ std::string checkpoint_load_error(const std::string& path);
 // `mpirun` with the flags our tests need on any machine: as root, and more ranks than cores.
 std::string mpirun(int ranks);
 
+// The data file the end-to-end suites train on: 400 training and 40 test images, written to
+// `path` (returned).
+std::string write_small_data_file(const std::string& path);
+// Every parameter and both of its Adam moments in a checkpoint of the conv model, in one vector:
+// what two runs that must be bit-identical compare.
+std::vector<float> checkpoint_values(const std::string& checkpoint);
+
 // |got - expected| / |expected| (Euclidean norms), on the CPU whatever the tensors' devices.
 double relative_difference(const torch::Tensor& got, const torch::Tensor& expected);
 

@@ -22,10 +22,7 @@ using testing::TempDir;
 
 class Resume : public ::testing::Test {
  protected:
-  void SetUp() override {
-    write_data_file(dir.file("data.h5"), testing::synthetic_split(400, 3),
-                    testing::synthetic_split(40, 4), "synthetic");
-  }
+  void SetUp() override { testing::write_small_data_file(dir.file("data.h5")); }
   std::string job(int ranks, const std::string& run, const std::string& args) const {
     return testing::mpirun(ranks) + " " + DAE_DIST_BIN + " --data " + dir.file("data.h5") +
            " --run-dir " + dir.file(run) + " --batch-size 10 --eval-noise 0 " + args;
@@ -35,18 +32,6 @@ class Resume : public ::testing::Test {
     return testing::run_and_act(command, ready, act, dir.file("background.log"));
   }
   static long act_to_exit_ms(const std::string& output) { return testing::act_to_exit_ms(output); }
-  static std::vector<float> model_values(const std::string& checkpoint) {
-    const H5File file = H5File::open_read_only(checkpoint);
-    std::vector<float> values;
-    for (const char* name : {"encoder1.weight", "encoder1.bias", "encoder2.weight",
-                             "encoder2.bias", "decoder1.weight", "decoder2.weight"}) {
-      const auto part = file.read<float>(std::string("/model/") + name);
-      values.insert(values.end(), part.begin(), part.end());
-      const auto moments = file.read<float>(std::string("/optimizer/") + name + "/exp_avg_sq");
-      values.insert(values.end(), moments.begin(), moments.end());
-    }
-    return values;
-  }
   TempDir dir;
 };
 
@@ -66,8 +51,8 @@ TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters
   const auto resumed = run_command(job(2, "stopped", args + " --resume auto"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resumed from " + saved[0]), std::string::npos) << resumed.output;
-  EXPECT_EQ(model_values(dir.file("stopped/checkpoints/ckpt_00001500.h5")),
-            model_values(dir.file("straight/checkpoints/ckpt_00001500.h5")))
+  EXPECT_EQ(testing::checkpoint_values(dir.file("stopped/checkpoints/ckpt_00001500.h5")),
+            testing::checkpoint_values(dir.file("straight/checkpoints/ckpt_00001500.h5")))
       << "resumed run differs from the uninterrupted one";
 }
 

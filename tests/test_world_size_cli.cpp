@@ -19,29 +19,12 @@ using testing::run_command;
 
 class WorldSizeCli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    write_data_file(dir.file("data.h5"), testing::synthetic_split(400, 3),
-                    testing::synthetic_split(40, 4), "synthetic");
-  }
+  void SetUp() override { testing::write_small_data_file(dir.file("data.h5")); }
   // One thread per rank: the kernels then add in the same order at every world size.
   std::string job(int ranks, const std::string& run, const std::string& args) const {
     return testing::mpirun(ranks) + " " + DAE_DIST_BIN + " --data " + dir.file("data.h5") +
            " --run-dir " + dir.file(run) + " --threads 1 --eval-noise 0 --log-every 50 " +
            "--checkpoint-every 0 " + args + " 2>&1";
-  }
-  // Every parameter and both Adam moments of a checkpoint, in one vector.
-  static std::vector<float> trained_values(const std::string& checkpoint) {
-    const H5File file = H5File::open_read_only(checkpoint);
-    std::vector<float> values;
-    for (const char* name : {"encoder1.weight", "encoder1.bias", "encoder2.weight", "encoder2.bias",
-                             "decoder1.weight", "decoder2.weight"})
-      for (const std::string& dataset :
-           {std::string("/model/") + name, std::string("/optimizer/") + name + "/exp_avg",
-            std::string("/optimizer/") + name + "/exp_avg_sq"}) {
-        const auto part = file.read<float>(dataset);
-        values.insert(values.end(), part.begin(), part.end());
-      }
-    return values;
   }
   std::string test_mse_line(const std::string& run) const {
     std::ifstream in(dir.file(run + "/summary.json"));
@@ -69,8 +52,8 @@ TEST_F(WorldSizeCli, StoppedOnTwoRanksResumedOnFourEndsAsOneRank) {
   // Not the per-rank mode's warning about re-derived streams, nor a batch-size "change".
   EXPECT_EQ(rest.output.find("re-derived"), std::string::npos) << rest.output;
   EXPECT_EQ(rest.output.find("batch-size changed"), std::string::npos) << rest.output;
-  EXPECT_EQ(trained_values(dir.file("split/checkpoints/ckpt_00000200.h5")),
-            trained_values(dir.file("one/checkpoints/ckpt_00000200.h5")))
+  EXPECT_EQ(testing::checkpoint_values(dir.file("split/checkpoints/ckpt_00000200.h5")),
+            testing::checkpoint_values(dir.file("one/checkpoints/ckpt_00000200.h5")))
       << "2 ranks then 4 differ from 1 rank";
   EXPECT_EQ(test_mse_line("split"), test_mse_line("one"));
   EXPECT_FALSE(test_mse_line("one").empty());
