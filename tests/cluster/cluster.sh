@@ -41,8 +41,23 @@ cluster_wait() {
   return 1
 }
 
+# The /tmp/<name> folders that hold the repository, the build or the cluster dir, one a line.
+_cluster_under_tmp() {
+  local path
+  for path in "$DAE_ROOT" "$DAE_BUILD" "$CLUSTER_DIR"; do
+    path=$(realpath -m "$path")
+    case $path in /tmp/?*) echo "/tmp/$(echo "$path" | cut -d/ -f3)" ;; esac
+  done | sort -u
+}
+
 _cluster_make_hosts() {
-  local i host ns
+  local i host ns keep
+  keep=$(_cluster_under_tmp)
+  if [ "$(echo "$keep" | wc -w)" -gt 1 ]; then
+    cluster_log "the repository, the build and the cluster dir lie in different folders of /tmp" \
+      "($(echo $keep)): each host has a /tmp of its own, which can show only one of them"
+    return 1
+  fi
   printf '127.0.0.1 localhost\n' > "$CLUSTER_DIR/hosts"
   # No name server inside the hosts: a name that is not in their /etc/hosts fails at once,
   # and no lookup is ever sent towards the machine's own resolver.
@@ -61,12 +76,18 @@ _cluster_make_hosts() {
     mkdir -p "$CLUSTER_DIR/$host/tmp"
     # The anchor: hostname, /etc/hosts, /tmp and /dev/shm of this host, then it waits to be
     # entered (nsenter) and killed by cluster_down. --propagation private: our mounts never
-    # reach the machine's own mount table.
+    # reach the machine's own mount table. Where the repository, the build and DIR lie under
+    # /tmp (a CI checkout), the host's own /tmp would hide them: that /tmp/<name> is bound back
+    # into it, through the working directory, which still reaches the machine's /tmp.
     nsenter --net=/run/netns/"$ns" -- unshare --uts --mount --propagation private bash -c '
-      hostname "$1" && mount --bind "$2/hosts" /etc/hosts && mount --bind "$2/resolv.conf" \
-        /etc/resolv.conf && mount --bind "$2/$1/tmp" /tmp &&
-        mount -t tmpfs -o size=256m tmpfs /dev/shm && touch "$2/$1/ready" && exec sleep infinity
-    ' anchor "$host" "$CLUSTER_DIR" &
+      hostname "$1" && mount --bind "$2/hosts" /etc/hosts &&
+        mount --bind "$2/resolv.conf" /etc/resolv.conf || exit 1
+      if [ -n "$3" ]; then cd "$3" || exit 1; fi
+      mount --bind "$2/$1/tmp" /tmp || exit 1
+      # -c: "." goes to the kernel as it is (mount would canonicalise it to the hidden path).
+      if [ -n "$3" ]; then mkdir -p "$3" && mount -c --bind . "$3" && cd / || exit 1; fi
+      mount -t tmpfs -o size=256m tmpfs /dev/shm && touch "$2/$1/ready" && exec sleep infinity
+    ' anchor "$host" "$CLUSTER_DIR" "$keep" &
     CLUSTER_ANCHOR[$host]=$!
     CLUSTER_PIDS+=($!)
     echo $! > "$CLUSTER_DIR/$host/anchor.pid"
@@ -129,8 +150,7 @@ CONF
   export SLURM_CONF=$CLUSTER_DIR/slurm.conf
 }
 
-# cluster_up DIR: makes the hosts and starts munged, slurmctld and the two slurmd in DIR (which
-# must not be under /tmp: each host has its own /tmp).
+# cluster_up DIR: makes the hosts and starts munged, slurmctld and the two slurmd in DIR.
 cluster_up() {
   CLUSTER_DIR=$1
   mkdir -p "$CLUSTER_DIR"

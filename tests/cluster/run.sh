@@ -24,7 +24,7 @@ for binary in dae_dist dae_prepare; do
 done
 
 source "$here/cluster.sh"
-W=${DAE_CLUSTER_WORK:-$DAE_BUILD/cluster-test}  # not under /tmp: each host has its own /tmp
+W=${DAE_CLUSTER_WORK:-$DAE_BUILD/cluster-test}
 rm -rf "$W"
 mkdir -p "$W/logs" "$W/runs"
 cluster_install || { echo "cluster: cannot install slurm-wlm and munge"; exit 1; }
