@@ -199,6 +199,37 @@ TEST(FusedConvDaeStep, MatchesAutogradOnAWholeStep) {
   at::set_num_threads(threads_before);
 }
 
+// The threads split the samples, never a sum: loss and gradients have the same bits at any
+// thread count (a batch of 50 splits into chunks differently at 1, 2 and 3 threads).
+TEST(FusedConvDaeStep, GivesTheSameBitsAtAnyThreadCount) {
+  const int threads_before = at::get_num_threads();
+  torch::manual_seed(6);
+  ConvDae model(Activation::kRelu);
+  init_xavier(*model, 0.05);
+  const std::int64_t batch = 50;
+  const torch::Tensor clean = torch::rand({batch, 1, 28, 28});
+  const torch::Tensor noisy = clean + 0.5 * torch::randn_like(clean);
+  FusedConvDaeStep fused(*model, batch);
+  std::vector<torch::Tensor> first;
+  torch::Tensor first_loss;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    const torch::Tensor loss = fused.train_step(noisy, clean).clone();
+    std::vector<torch::Tensor> gradients;
+    for (const auto& parameter : model->parameters()) gradients.push_back(parameter.grad().clone());
+    if (first.empty()) {
+      first = gradients;
+      first_loss = loss;
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(loss, first_loss)) << threads << " threads";
+    for (std::size_t i = 0; i < gradients.size(); ++i)
+      EXPECT_TRUE(torch::equal(gradients[i], first[i]))
+          << threads << " threads: " << model->named_parameters().keys()[i];
+  }
+  at::set_num_threads(threads_before);
+}
+
 TEST(FusedConvDaeStep, ForwardMatchesTheModuleForAnyNumberOfImages) {
   torch::manual_seed(5);
   ConvDae model(Activation::kRelu);

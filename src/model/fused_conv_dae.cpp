@@ -25,20 +25,22 @@ float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
   return matrix.data_ptr<float>() + first_row * matrix.size(1);
 }
 
-// Runs chunk(first_sample, samples) over the batch in chunks of at most kChunkSamples, spread
-// over LibTorch's intra-op threads (CMakeLists.txt: this file is built with OpenMP, or
-// at::parallel_for runs serially). Each sample's activations depend on that sample alone, so
-// chunks never wait for each other, and a chunk's activations and im2col rows (≈ 230 kB per
-// sample) stay in the core's L2 cache from one layer to the next.
+// Runs chunk(first_sample, samples) over the batch, spread over LibTorch's intra-op threads
+// (CMakeLists.txt: this file is built with OpenMP, or at::parallel_for runs serially): each
+// thread takes an equal share of the samples (50 at 2 threads: 25 + 25, where whole chunks of 8
+// gave 32 + 18) and goes through it in near-equal chunks of at most kChunkSamples. Each sample's
+// activations depend on that sample alone, so chunks never wait for each other, and a chunk's
+// activations and im2col rows (≈ 230 kB per sample) stay in the core's L2 cache from one layer to
+// the next.
 constexpr std::int64_t kChunkSamples = 8;
 
 template <typename Chunk>
 void over_samples(std::int64_t batch, const Chunk& chunk) {
-  const std::int64_t chunks = (batch + kChunkSamples - 1) / kChunkSamples;
-  at::parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t c = begin; c < end; ++c) {
-      const std::int64_t first = c * kChunkSamples;
-      chunk(first, static_cast<int>(std::min(kChunkSamples, batch - first)));
+  at::parallel_for(0, batch, 1, [&](std::int64_t begin, std::int64_t end) {
+    const std::int64_t share = end - begin, chunks = (share + kChunkSamples - 1) / kChunkSamples;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t first = begin + share * c / chunks;
+      chunk(first, static_cast<int>(begin + share * (c + 1) / chunks - first));
     }
   });
 }
@@ -65,25 +67,28 @@ void up(const float* coarse, int samples, int fine_side, const torch::Tensor& q,
 }
 
 // c[rows, cols] = a(m, k) @ b[depth, cols] (see kernels::gemm) for a weight gradient: a sum over
-// the whole batch (depth), so the threads split c instead, by column blocks when it is wide.
+// the whole batch (depth). The threads split c, never the sum, so each number is one thread's
+// whole sum in the same order at any thread count: by columns in blocks of 16 when c is wide
+// (decoder1's 400), else by rows in equal shares (encoder2's 400; decoder2's 16 and encoder1's
+// 25 split 8 + 8 and 13 + 12 at 2 threads, where blocks of 12 rows gave 12 + 4 and 24 + 1).
 void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
                      std::int64_t a_row_step, std::int64_t a_depth_step, const float* b,
                      float* c) {
-  const bool by_columns = cols > 32;
-  const int block = by_columns ? 32 : 12;
-  const std::int64_t blocks = ((by_columns ? cols : rows) + block - 1) / block;
-  at::parallel_for(0, blocks, 1, [&](std::int64_t begin, std::int64_t end) {
-    const int first = static_cast<int>(begin) * block;
-    if (by_columns) {
-      const int last = std::min(cols, static_cast<int>(end) * block);
+  constexpr int kColumnBlock = 16;
+  if (cols > 2 * kColumnBlock) {
+    const std::int64_t blocks = (cols + kColumnBlock - 1) / kColumnBlock;
+    at::parallel_for(0, blocks, 1, [&](std::int64_t begin, std::int64_t end) {
+      const int first = static_cast<int>(begin) * kColumnBlock;
+      const int last = std::min(cols, static_cast<int>(end) * kColumnBlock);
       kernels::gemm(rows, last - first, depth, a, a_row_step, a_depth_step, b + first, cols,
                     c + first, cols, false);
-    } else {
-      const int last = std::min(rows, static_cast<int>(end) * block);
-      kernels::gemm(last - first, cols, depth, a + first * a_row_step, a_row_step, a_depth_step,
-                    b, cols, c + static_cast<std::int64_t>(first) * cols, cols, false);
-    }
-  });
+    });
+  } else {
+    at::parallel_for(0, rows, 1, [&](std::int64_t begin, std::int64_t end) {
+      kernels::gemm(end - begin, cols, depth, a + begin * a_row_step, a_row_step, a_depth_step,
+                    b, cols, c + begin * cols, cols, false);
+    });
+  }
 }
 
 }  // namespace
@@ -118,6 +123,7 @@ FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
   hidden3_grad_ = torch::zeros_like(hidden3_);
   code_grad_ = torch::zeros_like(code_);
   hidden1_grad_ = torch::zeros_like(hidden1_);
+  sample_squares_.assign(static_cast<std::size_t>(batch), 0.0);
   loss_ = torch::zeros({}, torch::kFloat32);
 }
 
@@ -162,22 +168,30 @@ void FusedConvDaeStep::run_forward(const float* images, std::int64_t samples_in_
   });
 }
 
-// mean((output - clean)^2), and its gradient with respect to the output layer's input.
+// mean((output - clean)^2), and its gradient with respect to the output layer's input; each
+// sample's squares summed on its thread, then over the samples in their order.
 void FusedConvDaeStep::compute_loss(const float* clean) {
-  const std::int64_t count = batch_ * kImagePixels;
   const float* output = output_.data_ptr<float>();
   float* output_grad = output_grad_.data_ptr<float>();
+  const float scale = 2.0f / static_cast<float>(batch_ * kImagePixels);
+  const Activation activation = model_.output_activation;
+  over_samples(batch_, [&](std::int64_t first, int samples) {
+    for (std::int64_t sample = first; sample < first + samples; ++sample) {
+      double squares = 0;
+      for (std::int64_t i = sample * kImagePixels; i < (sample + 1) * kImagePixels; ++i) {
+        const float error = output[i] - clean[i];
+        squares += static_cast<double>(error) * error;
+        float grad = scale * error;
+        if (activation == Activation::kRelu && output[i] <= 0.0f) grad = 0.0f;
+        if (activation == Activation::kSigmoid) grad *= output[i] * (1.0f - output[i]);
+        output_grad[i] = grad;
+      }
+      sample_squares_[static_cast<std::size_t>(sample)] = squares;
+    }
+  });
   double squares = 0;
-  const float scale = 2.0f / static_cast<float>(count);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const float error = output[i] - clean[i];
-    squares += static_cast<double>(error) * error;
-    float grad = scale * error;
-    if (model_.output_activation == Activation::kRelu && output[i] <= 0.0f) grad = 0.0f;
-    if (model_.output_activation == Activation::kSigmoid) grad *= output[i] * (1.0f - output[i]);
-    output_grad[i] = grad;
-  }
-  loss_.fill_(squares / static_cast<double>(count));
+  for (const double sample : sample_squares_) squares += sample;
+  loss_.fill_(squares / static_cast<double>(batch_ * kImagePixels));
 }
 
 // The gradients layer by layer from the output back. Two passes over the samples with the

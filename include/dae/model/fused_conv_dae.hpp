@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <vector>
 
 #include "dae/model/model.hpp"
 
@@ -59,6 +60,7 @@ class FusedConvDaeStep {
   torch::Tensor output_;       // [batch*784]      the reconstruction
   torch::Tensor output_grad_;  // [batch*784]
   torch::Tensor hidden3_grad_, code_grad_, hidden1_grad_;
+  std::vector<double> sample_squares_;  // [batch]: each sample's share of the loss
   torch::Tensor loss_;  // 0-dim, the last step's loss
 };
 
