@@ -57,6 +57,29 @@ TEST(Gemm, MatchesMatmulForEveryTileShape) {
       }
 }
 
+// What the fused step's parts rest on: a depth split into consecutive calls, the later ones
+// accumulating, gives the bits of one call (each number is one chain of multiply-adds over k).
+TEST(Gemm, ADepthSplitIntoCallsGivesTheBitsOfOneCall) {
+  torch::manual_seed(2);
+  for (std::int64_t rows : {1, 7, 13, 25})
+    for (int cols : {9, 16, 25, 33, 400}) {
+      const std::int64_t depth = 300;
+      const torch::Tensor a = torch::randn({depth, rows}), b = torch::randn({depth, cols});
+      torch::Tensor whole = torch::empty({rows, cols}), split = torch::empty({rows, cols});
+      // a read transposed, as the weight gradients read it
+      kernels::gemm(rows, cols, depth, a.data_ptr<float>(), 1, rows, b.data_ptr<float>(), cols,
+                    data(whole), cols, false);
+      std::int64_t done = 0;
+      for (std::int64_t piece : {49, 1, 150, 100}) {
+        kernels::gemm(rows, cols, piece, a.data_ptr<float>() + done * rows, 1, rows,
+                      b.data_ptr<float>() + done * cols, cols, data(split), cols, done > 0);
+        done += piece;
+      }
+      ASSERT_EQ(done, depth);
+      EXPECT_TRUE(torch::equal(split, whole)) << rows << "x" << cols;
+    }
+}
+
 // Both layer kinds of the network, on their real shapes and with an odd batch, through the
 // kernels the fused step calls, against conv2d / conv_transpose2d and autograd.
 struct LayerShape {

@@ -293,20 +293,30 @@ TEST_F(MultiRank, Bf16AutocastStepIsCloseToFp32AndTrains) {
   EXPECT_LT(fit.final_loss, 0.5 * bf16_loss) << "first loss " << bf16_loss;
 }
 
+// LibTorch's step is timed as its forward and its backward; the fused step, which runs both part
+// by part, as one phase.
 TEST_F(MultiRank, ProfileTimesEveryPhaseOfTheStep) {
   SharedDataFile data(comm, 100, 20);
-  Config config = short_run(data, 6, 8);
-  config.profile = true;
-  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
-  Trainer trainer(config, comm, shard, make_model(config.model));
-  trainer.fit();
-  std::vector<std::string> phases;
-  for (const auto& [phase, seconds] : trainer.profile()) {
-    phases.push_back(phase);
-    EXPECT_GT(seconds, 0.0) << phase;
+  for (const KernelChoice kernels : {KernelChoice::kLibtorch, KernelChoice::kFused}) {
+    Config config = short_run(data, 6, 8);
+    config.profile = true;
+    config.kernels = kernels;
+    const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+    Trainer trainer(config, comm, shard, make_model(config.model));
+    trainer.fit();
+    std::vector<std::string> phases;
+    for (const auto& [phase, seconds] : trainer.profile()) {
+      phases.push_back(phase);
+      EXPECT_GT(seconds, 0.0) << phase;
+    }
+    const std::vector<std::string> expected =
+        kernels == KernelChoice::kFused
+            ? std::vector<std::string>{"batch", "noise", "forward+backward", "all-reduce",
+                                       "optimizer"}
+            : std::vector<std::string>{"batch", "noise", "forward", "backward", "all-reduce",
+                                       "optimizer"};
+    EXPECT_EQ(phases, expected) << name_of(kernels);
   }
-  EXPECT_EQ(phases, (std::vector<std::string>{"batch", "noise", "forward", "backward",
-                                              "all-reduce", "optimizer"}));
 }
 
 TEST_F(MultiRank, CudaGraphIsRefusedOffTheGpu) {

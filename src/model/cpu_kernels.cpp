@@ -59,7 +59,7 @@ struct KernelTable {
   decltype(&kernels::add_bias_relu) add_bias_relu;
   decltype(&kernels::relu) relu;
   decltype(&kernels::relu_backward) relu_backward;
-  decltype(&kernels::column_sums) column_sums;
+  decltype(&kernels::add_column_sums) add_column_sums;
 };
 
 }  // namespace
@@ -226,8 +226,8 @@ void relu_backward(float* grad, const float* activation, std::int64_t count) {
   active().relu_backward(grad, activation, count);
 }
 
-void column_sums(const float* x, std::int64_t rows, int channels, float* sums) {
-  active().column_sums(x, rows, channels, sums);
+void add_column_sums(const float* x, std::int64_t rows, int channels, float* sums) {
+  active().add_column_sums(x, rows, channels, sums);
 }
 
 }  // namespace dae::kernels

@@ -60,7 +60,8 @@ double learning_rate_at(const Config& config, std::int64_t step) {
   const double warmup = static_cast<double>(config.lr_warmup);
   if (config.lr_warmup > 0 && step < config.lr_warmup)
     return config.lr * static_cast<double>(step) / warmup;
-  if (config.lr_schedule == LrSchedule::kConstant || config.steps <= config.lr_warmup) return config.lr;
+  if (config.lr_schedule == LrSchedule::kConstant || config.steps <= config.lr_warmup)
+    return config.lr;
   // cosine: 1 at the warm-up's last step (or step 0 without one), lr_floor at config.steps.
   const double progress = std::min(
       1.0, (static_cast<double>(step) - warmup) / (static_cast<double>(config.steps) - warmup));
@@ -316,24 +317,23 @@ void Trainer::apply_update(PhaseClock& clock) {
 }
 
 void Trainer::forward_backward(PhaseClock& clock) {
-  torch::Tensor loss;
   if (fused_) {  // overwrites the gradients: nothing to zero
-    loss = fused_->forward_loss(noisy_, clean_);
-    clock.lap("forward");
-    fused_->backward();
+    // One phase: the fused step runs forward and backward part by part (fused_conv_dae.hpp).
+    gradients_.set_loss(fused_->train_step(noisy_, clean_).detach());
     last_output_ = fused_->output();
-  } else {
-    gradients_.zero();
-    torch::Tensor output;
-    {
-      const Bf16Autocast autocast(bf16_, device_.type());
-      output = model_->forward(noisy_);
-    }
-    loss = torch::mse_loss(output.to(torch::kFloat32), clean_);
-    clock.lap("forward");
-    loss.backward();
-    last_output_ = output.detach();
+    clock.lap("forward+backward");
+    return;
   }
+  gradients_.zero();
+  torch::Tensor output;
+  {
+    const Bf16Autocast autocast(bf16_, device_.type());
+    output = model_->forward(noisy_);
+  }
+  const torch::Tensor loss = torch::mse_loss(output.to(torch::kFloat32), clean_);
+  clock.lap("forward");
+  loss.backward();
+  last_output_ = output.detach();
   gradients_.set_loss(loss.detach());
   clock.lap("backward");
 }

@@ -35,7 +35,9 @@ void col2im(const float* rows, int samples, int fine_side, int channels, std::in
 
 // c[m][n] = (accumulate ? c[m][n] : 0) + sum_k a(m, k) * b[k][n]   for m < rows, n < cols, k < depth
 // where a(m, k) = a[m * a_row_step + k * a_depth_step] (so a row-major matrix and a transposed one
-// are both one call), b is row-major with stride ldb, c with stride ldc.
+// are both one call), b is row-major with stride ldb, c with stride ldc. Each c[m][n] is one
+// chain of multiply-adds over k in order, started from c[m][n] when accumulating: a depth split
+// into consecutive calls (the later ones accumulating) gives the same bits as one call.
 void gemm(std::int64_t rows, int cols, std::int64_t depth, const float* a, std::int64_t a_row_step,
           std::int64_t a_depth_step, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
           bool accumulate);
@@ -46,8 +48,9 @@ void add_bias_relu(float* x, std::int64_t rows, int channels, const float* bias)
 void relu(float* x, std::int64_t count);
 // grad[i] = 0 where activation[i] <= 0 (activation: a ReLU's output).
 void relu_backward(float* grad, const float* activation, std::int64_t count);
-// sums[c] = sum over r of x[r][c].
-void column_sums(const float* x, std::int64_t rows, int channels, float* sums);
+// sums[c] += x[r][c] for r = 0, 1, ... in order (so consecutive calls over the rows in pieces
+// give the bits of one call).
+void add_column_sums(const float* x, std::int64_t rows, int channels, float* sums);
 
 // Kernel variants, in increasing order of what they need from the CPU.
 enum class Isa { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };

@@ -14,51 +14,55 @@ namespace dae {
 struct Config;
 
 // Forward, MSE loss and backward of ConvDaeImpl on the CPU, written out by hand with
-// dae::kernels (cpu_kernels.hpp): activations stay NHWC in buffers allocated once for the batch
-// size, so a step allocates nothing and runs no autograd graph. The module keeps its standard
-// Conv2d / ConvTranspose2d weights: every step packs them into the layouts the matrix products
-// want (26 k numbers) and writes the gradients back into each parameter's .grad() in the
-// standard layout, so optimizer, all-reduce and checkpoints see exactly what autograd would give.
+// dae::kernels (cpu_kernels.hpp): activations stay NHWC in buffers allocated once, for a part of
+// the batch (at most 25 samples: a step goes through the batch part by part, each forward and
+// back, which keeps its working set in the caches and changes no bit of the result), so a step
+// allocates nothing and runs no autograd graph. The module keeps its standard Conv2d /
+// ConvTranspose2d weights: every step packs them into the layouts the matrix products want
+// (26 k numbers) and writes the gradients back into each parameter's .grad() in the standard
+// layout, so optimizer, all-reduce and checkpoints see exactly what autograd would give.
 class FusedConvDaeStep {
  public:
   FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch);
 
-  // noisy, clean: float [batch, 1, 28, 28] on the CPU. Runs the network on `noisy` and returns
-  // the MSE against `clean` (a 0-dim tensor, overwritten by the next call).
-  torch::Tensor forward_loss(const torch::Tensor& noisy, const torch::Tensor& clean);
-  // After forward_loss: sets every parameter's grad() to d loss / d parameter (overwriting it).
-  void backward();
-  // forward_loss, then backward.
+  // noisy, clean: float [batch, 1, 28, 28] on the CPU. Runs the network on `noisy`, sets every
+  // parameter's grad() to d loss / d parameter (overwriting it) and returns the MSE against
+  // `clean` (a 0-dim tensor, overwritten by the next call).
   torch::Tensor train_step(const torch::Tensor& noisy, const torch::Tensor& clean);
-  // The network's output [N, 1, 28, 28] for any number N of `images`, `batch` at a time, as
-  // train_step computes it (the evaluation's forward on the CPU: no buffer beyond the batch's).
+  // The network's output [N, 1, 28, 28] for any number N of `images`, as train_step computes it
+  // (the evaluation's forward on the CPU: no buffer beyond a part's).
   torch::Tensor forward(const torch::Tensor& images);
-  // The output of the last forward_loss, [batch, 1, 28, 28] (a view of an internal buffer).
+  // The output of the last train_step, [batch, 1, 28, 28] (a view of an internal buffer).
   torch::Tensor output() const;
 
  private:
   void pack_weights();
-  void run_forward(const float* images, std::int64_t samples);  // samples <= batch_
-  void compute_loss(const float* clean);
+  // The samples of one part (at most the buffers' part): `outputs` receives their output.
+  void run_forward(const float* images, std::int64_t samples_in_part, float* outputs);
+  void compute_loss(const float* clean, std::int64_t first_in_batch,
+                    std::int64_t samples_in_part);
+  void backward_part(std::int64_t samples_in_part, bool continue_sums);
 
   ConvDaeImpl& model_;
   std::int64_t batch_;
+  std::int64_t parts_;  // a step's parts: ceil(batch / 25), as equal as they divide
   // Weights in matrix-product layouts (tap = 5 ky + kx), refreshed from the module every step.
   torch::Tensor enc1_, enc2_, enc2_t_;   // [25, 16], [25*16, 32], [32, 25*16]
   torch::Tensor dec1_, dec1_t_;          // [32, 25*16], [25*16, 32]
   torch::Tensor dec2_, dec2_t_;          // [16, 25], [25, 16]
   // Gradients in the same layouts, copied into the parameters' grad() at the end of a step.
   torch::Tensor enc1_grad_, enc2_grad_, dec1_grad_, dec2_grad_;
-  // Activations (NHWC) and their gradients, [rows, channels] with rows = batch * pixels.
-  torch::Tensor image_rows_;   // im2col of the input [batch*196, 25], kept for enc1's gradient
-  torch::Tensor hidden1_;      // [batch*196, 16]  14x14x16 after encoder1 + ReLU
-  torch::Tensor hidden1_rows_; // im2col of hidden1 [batch*49, 400], kept for enc2's gradient
-  torch::Tensor code_;         // [batch*49, 32]   7x7x32 code
-  torch::Tensor coarse_cols_;  // [batch*49, 400]  scratch: decoder1's columns, then gradients'
-  torch::Tensor hidden3_;      // [batch*196, 16]  14x14x16 after decoder1 + ReLU
-  torch::Tensor fine_cols_;    // [batch*196, 25]  scratch: decoder2's columns, then gradients'
-  torch::Tensor output_;       // [batch*784]      the reconstruction
-  torch::Tensor output_grad_;  // [batch*784]
+  // Activations (NHWC) and their gradients for one part, [rows, channels] with rows = part *
+  // pixels (part: the largest part's samples).
+  torch::Tensor image_rows_;   // im2col of the input [part*196, 25], kept for enc1's gradient
+  torch::Tensor hidden1_;      // [part*196, 16]  14x14x16 after encoder1 + ReLU
+  torch::Tensor hidden1_rows_; // im2col of hidden1 [part*49, 400], kept for enc2's gradient
+  torch::Tensor code_;         // [part*49, 32]   7x7x32 code
+  torch::Tensor coarse_cols_;  // [part*49, 400]  scratch: decoder1's columns, then gradients'
+  torch::Tensor hidden3_;      // [part*196, 16]  14x14x16 after decoder1 + ReLU
+  torch::Tensor fine_cols_;    // [part*196, 25]  scratch: decoder2's columns, then gradients'
+  torch::Tensor output_;       // [batch, 784]    the whole batch's reconstruction
+  torch::Tensor output_grad_;  // [part, 784]
   torch::Tensor hidden3_grad_, code_grad_, hidden1_grad_;
   std::vector<double> sample_squares_;  // [batch]: each sample's share of the loss
   torch::Tensor loss_;  // 0-dim, the last step's loss
