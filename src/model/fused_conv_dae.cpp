@@ -30,8 +30,8 @@ float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
 // thread takes an equal share of the samples (50 at 2 threads: 25 + 25, where whole chunks of 8
 // gave 32 + 18) and goes through it in near-equal chunks of at most kChunkSamples. Each sample's
 // activations depend on that sample alone, so chunks never wait for each other, and a chunk's
-// activations and im2col rows (≈ 230 kB per sample) stay in the core's L2 cache from one layer to
-// the next.
+// activations, im2col rows and gradients (≈ 260 kB per sample) stay in the core's L2 cache from
+// one layer to the next.
 constexpr std::int64_t kChunkSamples = 8;
 
 template <typename Chunk>
@@ -68,10 +68,11 @@ void up(const float* coarse, int samples, int fine_side, const torch::Tensor& q,
 }
 
 // c[rows, cols] (+)= a(m, k) @ b[depth, cols] (see kernels::gemm) for a weight gradient: a sum
-// over a part of the batch (depth), continued over the parts. The threads split c, never the sum, so each number is one thread's
-// whole sum in the same order at any thread count: by columns in blocks of 16 when c is wide
-// (decoder1's 400), else by rows in equal shares (encoder2's 400; decoder2's 16 and encoder1's
-// 25 split 8 + 8 and 13 + 12 at 2 threads, where blocks of 12 rows gave 12 + 4 and 24 + 1).
+// over a part of the batch (depth), continued over the parts. The threads split c, never the
+// sum, so each number is one thread's whole sum in the same order at any thread count: by
+// columns in blocks of 16 when c is wide (decoder1's 400), else by rows in equal shares
+// (encoder2's 400; decoder2's 16 and encoder1's 25 split 8 + 8 and 13 + 12 at 2 threads, where
+// blocks of 12 rows gave 12 + 4 and 24 + 1).
 void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
                      std::int64_t a_row_step, std::int64_t a_depth_step, const float* b,
                      float* c, bool accumulate) {
@@ -95,7 +96,7 @@ void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
 }  // namespace
 
 // A step goes through the batch in equal parts of at most kPartSamples, each part forward and
-// back before the next: a part's activations, im2col rows and gradients (≈ 270 kB per sample)
+// back before the next: a part's activations, im2col rows and gradients (≈ 260 kB per sample)
 // are what stays in the caches through the step, and at 25 samples a step ran 20-35 % faster
 // per sample than at 50 (README, "CPU speed"). The weight and bias gradients continue their
 // sums from one part to the next in sample order, so the parts change no bit of the result.
