@@ -35,6 +35,8 @@ TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   EXPECT_EQ(config.lr_schedule, LrSchedule::kCosine);
   EXPECT_DOUBLE_EQ(config.lr_floor, 0.0);
   EXPECT_DOUBLE_EQ(config.adam_eps, 1e-8);
+  EXPECT_DOUBLE_EQ(config.adam_beta1, 0.9);
+  EXPECT_DOUBLE_EQ(config.adam_beta2, 0.999);
   EXPECT_DOUBLE_EQ(config.clip_grad_norm, 0.02);
   EXPECT_EQ(config.model.output_activation, Activation::kNone);
   EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.3, 0.5, 0.7, 0.9, 1.0}));
@@ -98,16 +100,20 @@ TEST(Config, BadValuesAreRejectedWithTheirOption) {
   }
 }
 
-TEST(Config, ScheduleEpsAndClippingAreParsedValidatedAndDescribed) {
+TEST(Config, ScheduleAdamAndClippingAreParsedValidatedAndDescribed) {
   const Config config = parse({"--data", "d", "--lr-schedule", "cosine", "--lr-floor", "0.05",
-                               "--adam-eps", "1e-6", "--clip-grad-norm", "2"});
+                               "--adam-eps", "1e-6", "--adam-beta1", "0.8", "--adam-beta2",
+                               "0.99", "--clip-grad-norm", "2"});
   EXPECT_EQ(config.lr_schedule, LrSchedule::kCosine);
   EXPECT_DOUBLE_EQ(config.lr_floor, 0.05);
   EXPECT_DOUBLE_EQ(config.adam_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(config.adam_beta1, 0.8);
+  EXPECT_DOUBLE_EQ(config.adam_beta2, 0.99);
   EXPECT_DOUBLE_EQ(config.clip_grad_norm, 2);
   // describe_config is what checkpoints store and what a resume compares against.
   const std::string described = describe_config(config);
-  for (const char* row : {"lr-schedule", "lr-floor", "adam-eps", "clip-grad-norm"})
+  for (const char* row :
+       {"lr-schedule", "lr-floor", "adam-eps", "adam-beta1", "adam-beta2", "clip-grad-norm"})
     EXPECT_NE(described.find(row), std::string::npos) << row;
   EXPECT_NE(error_of({"--data", "d", "--lr-schedule", "step"}).find("lr-schedule: 'step'"),
             std::string::npos);
@@ -118,6 +124,11 @@ TEST(Config, ScheduleEpsAndClippingAreParsedValidatedAndDescribed) {
   EXPECT_NE(error_of({"--data", "d", "--clip-grad-norm=-1"}).find("clip-grad-norm: must be >= 0"),
             std::string::npos);
   EXPECT_NE(error_of({"--data", "d", "--adam-eps", "nan"}).find("adam-eps: must be a finite"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-beta2", "1"})
+                .find("adam-beta2: must be >= 0 and at most 0.999999 (got 1)"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--adam-beta1=-0.1"}).find("adam-beta1: must be >= 0"),
             std::string::npos);
 }
 

@@ -1,5 +1,5 @@
 // The optimisation options of README's "A recipe for every seed": the learning-rate schedule's
-// values, gradient clipping's effect, and Adam's epsilon reaching the update.
+// values, gradient clipping's effect, and Adam's epsilon and betas reaching the update.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -74,6 +74,35 @@ TEST(AdamEps, ReachesTheOptimizerAndTheFusedUpdate) {
     fused.update();
     const double expected = -config.lr * 1e-3 / (1e-3 + eps);
     EXPECT_NEAR(weight[0].item<double>(), expected, 1e-7) << "eps " << eps;
+  }
+}
+
+// Adam's first step is lr * g / (|g| + eps) whatever the betas (the bias correction undoes them);
+// the second, here with a zero gradient, moves by lr * m / (sqrt(v) + eps) with the moments
+// m = beta1 g / (1 + beta1) and v = beta2 g^2 / (1 + beta2) after their bias correction.
+TEST(AdamBetas, ReachTheOptimizerAndTheFusedUpdate) {
+  const double g = 1e-3;
+  for (const auto& [beta1, beta2] :
+       std::vector<std::pair<double, double>>{{0.9, 0.999}, {0.5, 0.9}, {0.0, 0.99}}) {
+    Config config;
+    config.adam_beta1 = beta1;
+    config.adam_beta2 = beta2;
+    EXPECT_DOUBLE_EQ(std::get<0>(adam_options(config).betas()), beta1);
+    EXPECT_DOUBLE_EQ(std::get<1>(adam_options(config).betas()), beta2);
+    torch::Tensor weight = torch::zeros({3}, torch::requires_grad());
+    weight.mutable_grad() = torch::full({3}, g);
+    torch::optim::Adam optimizer({weight}, adam_options(config));
+    FusedAdam fused(optimizer);
+    fused.prepare(1, config.lr);
+    fused.update();
+    weight.mutable_grad().zero_();
+    fused.prepare(2, config.lr);
+    fused.update();
+    const double first = g / (g + config.adam_eps);
+    const double m = beta1 * g / (1 + beta1), v = beta2 * g * g / (1 + beta2);
+    const double second = m / (std::sqrt(v) + config.adam_eps);
+    EXPECT_NEAR(weight[0].item<double>(), -config.lr * (first + second), 1e-7)
+        << "betas " << beta1 << ", " << beta2;
   }
 }
 

@@ -70,7 +70,9 @@ double learning_rate_at(const Config& config, std::int64_t step) {
 }
 
 torch::optim::AdamOptions adam_options(const Config& config) {
-  return torch::optim::AdamOptions(config.lr).eps(config.adam_eps);
+  return torch::optim::AdamOptions(config.lr)
+      .eps(config.adam_eps)
+      .betas({config.adam_beta1, config.adam_beta2});
 }
 
 void clip_gradient_norm(torch::Tensor& gradients, double max_norm) {

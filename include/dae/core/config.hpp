@@ -133,6 +133,8 @@ struct Config {
   LrSchedule lr_schedule = LrSchedule::kCosine;
   double lr_floor = 0.0;                 // cosine: the last step's rate, as a fraction of lr
   double adam_eps = 1e-8;                // Adam's epsilon (LibTorch's and TensorFlow's 1e-8)
+  double adam_beta1 = 0.9;               // decay of Adam's first moment (LibTorch's and TF's)
+  double adam_beta2 = 0.999;             // decay of Adam's second moment (LibTorch's and TF's)
   double clip_grad_norm = 0.02;          // largest L2 norm of the averaged gradient; 0: no clip
   NoiseType noise_type = NoiseType::kGaussian;
   double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
@@ -168,6 +170,8 @@ inline constexpr long kMaxThreads = 1024;           // intra-op threads per rank
 inline constexpr long kMaxBatchSize = 1L << 20;     // images per rank per step or eval pass
 inline constexpr long kMaxVirtualShards = 4096;     // each is a gathered gradient per step
 inline constexpr double kMaxNoiseLevel = 100;       // gaussian c (pixels are in [0, 1])
+// A beta of 1 never forgets and divides Adam's bias correction 1 - beta^t by zero.
+inline constexpr double kMaxAdamBeta = 0.999999;
 inline constexpr std::uint64_t kMaxConfigFileBytes = 1 << 20;
 
 // Thrown for --help: the caller prints `text` and exits 0.
