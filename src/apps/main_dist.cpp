@@ -137,7 +137,7 @@ dae::Shard read_training_shard(const dae::Config& config, const dae::Communicato
     const long owned = config.virtual_shards / comm.size();
     std::printf("rank %d/%d: virtual shards %ld-%ld of %ld, %ld images each per step\n",
                 comm.rank(), comm.size(), comm.rank() * owned, (comm.rank() + 1) * owned - 1,
-                config.virtual_shards, config.global_batch_size / config.virtual_shards);
+                config.virtual_shards, images_per_virtual_shard(config));
   }
   std::fflush(stdout);
   return train;

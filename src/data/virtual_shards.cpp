@@ -20,6 +20,10 @@ long per_rank_batch(const Config& config, int world) {
   return per_rank;
 }
 
+long images_per_virtual_shard(const Config& config) {
+  return config.global_batch_size / config.virtual_shards;
+}
+
 std::pair<std::uint64_t, std::uint64_t> VirtualShardLayout::rows_of(int shard) const {
   return shard_range(total_rows, shard, shards);
 }
@@ -41,7 +45,7 @@ VirtualShardLayout VirtualShardLayout::make(std::uint64_t total_rows, const Conf
                 std::to_string(total_rows));
   // shard_range gives the first total % V shards one row more: the last shard is the smallest.
   const std::uint64_t smallest = total_rows / static_cast<std::uint64_t>(shards);
-  const long per_shard = config.global_batch_size / shards;
+  const long per_shard = images_per_virtual_shard(config);
   // A batch larger than its shard would repeat images within every step.
   if (static_cast<std::uint64_t>(per_shard) > smallest)
     throw Error("config: global-batch-size: " + std::to_string(config.global_batch_size) +

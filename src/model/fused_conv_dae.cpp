@@ -34,14 +34,20 @@ float* rows_of(const torch::Tensor& matrix, std::int64_t first_row) {
 // one layer to the next.
 constexpr std::int64_t kChunkSamples = 8;
 
+// Where piece `i` of [begin, begin + length) cut into `pieces` near-equal pieces starts (piece
+// lengths differ by at most one; piece `pieces` starts at the end).
+std::int64_t piece_start(std::int64_t begin, std::int64_t length, std::int64_t pieces,
+                         std::int64_t i) {
+  return begin + length * i / pieces;
+}
+
 template <typename Chunk>
 void over_samples(std::int64_t batch, const Chunk& chunk) {
   at::parallel_for(0, batch, 1, [&](std::int64_t begin, std::int64_t end) {
     const std::int64_t share = end - begin, chunks = (share + kChunkSamples - 1) / kChunkSamples;
     for (std::int64_t c = 0; c < chunks; ++c) {
-      const std::int64_t first = begin + share * c / chunks;
-      const std::int64_t next = begin + share * (c + 1) / chunks;
-      chunk(first, static_cast<int>(next - first));
+      const std::int64_t first = piece_start(begin, share, chunks, c);
+      chunk(first, static_cast<int>(piece_start(begin, share, chunks, c + 1) - first));
     }
   });
 }
@@ -110,7 +116,7 @@ FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
     DAE_CHECK(parameter.device().is_cpu() && parameter.scalar_type() == torch::kFloat32,
               "FusedConvDaeStep: the model must hold float32 parameters on the CPU");
   parts_ = (batch + kPartSamples - 1) / kPartSamples;
-  const std::int64_t part = (batch + parts_ - 1) / parts_;  // the largest part's samples
+  part_samples_ = (batch + parts_ - 1) / parts_;
   enc1_ = buffer(kTaps, kHidden);
   enc2_ = buffer(kTaps * kHidden, kCode);
   enc2_t_ = buffer(kCode, kTaps * kHidden);
@@ -122,15 +128,15 @@ FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
   enc2_grad_ = torch::zeros_like(enc2_);
   dec1_grad_ = torch::zeros_like(dec1_);
   dec2_grad_ = torch::zeros_like(dec2_);
-  image_rows_ = buffer(part * kFinePixels, kTaps);
-  hidden1_ = buffer(part * kFinePixels, kHidden);
-  hidden1_rows_ = buffer(part * kCodePixels, kTaps * kHidden);
-  code_ = buffer(part * kCodePixels, kCode);
-  coarse_cols_ = buffer(part * kCodePixels, kTaps * kHidden);
-  hidden3_ = buffer(part * kFinePixels, kHidden);
-  fine_cols_ = buffer(part * kFinePixels, kTaps);
+  image_rows_ = buffer(part_samples_ * kFinePixels, kTaps);
+  hidden1_ = buffer(part_samples_ * kFinePixels, kHidden);
+  hidden1_rows_ = buffer(part_samples_ * kCodePixels, kTaps * kHidden);
+  code_ = buffer(part_samples_ * kCodePixels, kCode);
+  coarse_cols_ = buffer(part_samples_ * kCodePixels, kTaps * kHidden);
+  hidden3_ = buffer(part_samples_ * kFinePixels, kHidden);
+  fine_cols_ = buffer(part_samples_ * kFinePixels, kTaps);
   output_ = buffer(batch, kImagePixels);
-  output_grad_ = buffer(part, kImagePixels);
+  output_grad_ = buffer(part_samples_, kImagePixels);
   hidden3_grad_ = torch::zeros_like(hidden3_);
   code_grad_ = torch::zeros_like(code_);
   hidden1_grad_ = torch::zeros_like(hidden1_);
@@ -266,7 +272,8 @@ torch::Tensor FusedConvDaeStep::train_step(const torch::Tensor& noisy, const tor
   model_.encoder2->bias.mutable_grad().zero_();
   pack_weights();
   for (std::int64_t part = 0; part < parts_; ++part) {
-    const std::int64_t first = batch_ * part / parts_, next = batch_ * (part + 1) / parts_;
+    const std::int64_t first = piece_start(0, batch_, parts_, part);
+    const std::int64_t next = piece_start(0, batch_, parts_, part + 1);
     run_forward(images.data_ptr<float>() + first * kImagePixels, next - first,
                 rows_of(output_, first));
     compute_loss(targets.data_ptr<float>(), first, next - first);
@@ -296,9 +303,8 @@ torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images) {
             "FusedConvDaeStep: expected float [N, 1, 28, 28] images");
   pack_weights();
   torch::Tensor result = torch::empty_like(input);
-  const std::int64_t part = hidden1_.size(0) / kFinePixels;  // what the buffers hold
-  for (std::int64_t first = 0; first < input.size(0); first += part) {
-    const std::int64_t samples = std::min(part, input.size(0) - first);
+  for (std::int64_t first = 0; first < input.size(0); first += part_samples_) {
+    const std::int64_t samples = std::min(part_samples_, input.size(0) - first);
     run_forward(input.data_ptr<float>() + first * kImagePixels, samples,
                 result.data_ptr<float>() + first * kImagePixels);
   }

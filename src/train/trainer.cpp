@@ -94,9 +94,8 @@ Trainer::Trainer(const Config& config, Communicator& comm, const Shard& train, M
       adam_(optimizer_),
       gradients_(*model_),
       fused_(make_fused_step(config, *model_,
-                             config.global_batch_size > 0
-                                 ? config.global_batch_size / config.virtual_shards
-                                 : config.batch_size)),
+                             config.global_batch_size > 0 ? images_per_virtual_shard(config)
+                                                          : config.batch_size)),
       bf16_(config.precision == Precision::kBf16),
       order_(train.rows(), static_cast<std::uint64_t>(config.seed), comm.rank()),
       noise_(static_cast<std::uint64_t>(config.seed), comm.rank(), kTrainNoiseStream,
@@ -276,7 +275,7 @@ void Trainer::advance() {
 
 void Trainer::advance_virtual_shards() {
   PhaseClock clock(config_.profile, device_, profile_);
-  const std::int64_t per_shard = config_.global_batch_size / config_.virtual_shards;
+  const std::int64_t per_shard = images_per_virtual_shard(config_);
   const bool stop = checkpointer_ != nullptr && stop_requested();
   adam_.prepare(state_.step + 1, learning_rate(state_.step + 1));
   // Accumulation over the owned shards, but not into one buffer: each shard's gradients stay a

@@ -1,5 +1,6 @@
-// defines: dae::per_rank_batch, dae::VirtualShardLayout (the training rows in a fixed number of
-//          virtual shards, whatever the world size), dae::read_virtual_shards,
+// defines: dae::per_rank_batch, dae::images_per_virtual_shard, dae::VirtualShardLayout (the
+//          training rows in a fixed number of virtual shards, whatever the world size),
+//          dae::read_virtual_shards,
 //          dae::VirtualShardStreams (each virtual shard's batch order and noise)
 #pragma once
 
@@ -20,6 +21,9 @@ namespace dae {
 // global-batch-size / world; throws one line naming the option when virtual-shards is not a
 // multiple of the world size, or when batch-size was given too and differs from that.
 long per_rank_batch(const Config& config, int world);
+
+// Each virtual shard's images per step: global-batch-size / virtual-shards.
+long images_per_virtual_shard(const Config& config);
 
 // The rows of /train split into V = config.virtual_shards blocks by shard_range(total, v, V)
 // alone, so a virtual shard holds the same rows at every world size. Rank r of W owns the V / W

@@ -46,6 +46,7 @@ class FusedConvDaeStep {
   ConvDaeImpl& model_;
   std::int64_t batch_;
   std::int64_t parts_;  // a step's parts: ceil(batch / 25), as equal as they divide
+  std::int64_t part_samples_;  // the largest part's samples: what the buffers below hold
   // Weights in matrix-product layouts (tap = 5 ky + kx), refreshed from the module every step.
   torch::Tensor enc1_, enc2_, enc2_t_;   // [25, 16], [25*16, 32], [32, 25*16]
   torch::Tensor dec1_, dec1_t_;          // [32, 25*16], [25*16, 32]
