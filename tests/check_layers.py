@@ -7,6 +7,8 @@ graph must have no cycle. Prints one line per offending include and exits 1; exi
 
 Layers of the same height never include each other (train and eval are siblings: the trainer
 reaches the evaluation through a callback), and a file may include its own layer's headers.
+The libraries behind the RAII handles are each included by the one layer that wraps them (MPI by
+dist, HDF5 by io, CUDA and NCCL by cuda); the others reach them through that layer's headers.
 """
 import pathlib
 import re
@@ -26,6 +28,10 @@ ALLOWED = {
     "apps": {"train", "eval", "model", "data", "dist", "io", "core"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"dae/([a-z0-9_]+)/([a-z0-9_]+\.hpp)"', re.M)
+# A wrapped library's header -> the layer that wraps it.
+WRAPPED = [(re.compile(r"mpi\.h"), "dist"), (re.compile(r"hdf5\.h|H5\w*\.h"), "io"),
+           (re.compile(r"nccl\.h|cuda\w*\.h"), "cuda")]
+SYSTEM_INCLUDE = re.compile(r"^\s*#\s*include\s+<([^>]+)>", re.M)
 
 
 def layer_of(root, path):
@@ -50,7 +56,13 @@ def main(root):
             problems.append(f"{rel}: unknown layer folder '{layer}'")
             continue
         graph[str(rel)] = []
-        for target_layer, name in INCLUDE.findall(path.read_text()):
+        text = path.read_text()
+        for header in SYSTEM_INCLUDE.findall(text):
+            for pattern, owner in WRAPPED:
+                if pattern.fullmatch(header) and layer != owner:
+                    problems.append(f"{rel}: {layer}/ includes <{header}>, which only {owner}/ "
+                                    f"wraps")
+        for target_layer, name in INCLUDE.findall(text):
             target = f"include/dae/{target_layer}/{name}"
             if not (root / target).is_file():
                 problems.append(f"{rel}: includes {target}, which does not exist")
@@ -92,7 +104,8 @@ def self_test():
             "include/dae/io/c.hpp": '#include "dae/io/b.hpp"\n',         # b <-> c: a cycle
             "src/train/t.cpp": '#include "dae/eval/e.hpp"\n',            # siblings
             "include/dae/eval/e.hpp": "",
-            "src/io/fine.cpp": '#include "dae/core/a.hpp"\n',            # allowed
+            "src/io/fine.cpp": '#include "dae/core/a.hpp"\n#include <hdf5.h>\n',  # allowed
+            "src/core/m.cpp": "#include <mpi.h>\n",                     # MPI outside dist
         }
         for name, text in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +117,8 @@ def self_test():
             status = main(root)
         report = out.getvalue()
         expected = ["include/dae/core/a.hpp: core/ includes io/b.hpp", "include cycle:",
-                    "src/train/t.cpp: train/ includes eval/e.hpp"]
+                    "src/train/t.cpp: train/ includes eval/e.hpp",
+                    "src/core/m.cpp: core/ includes <mpi.h>, which only dist/ wraps"]
         missing = [e for e in expected if e not in report]
         if status != 1 or missing or "src/io/fine.cpp" in report:
             print("self-test failed: the check missed", missing, "in:\n" + report)

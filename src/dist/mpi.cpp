@@ -14,6 +14,14 @@
 
 namespace dae {
 
+void throw_mpi_error(int code, const char* call, const char* file, int line) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(code, text, &length);
+  throw Error(std::string("MPI: ") + call + " failed: " + text + " (" +
+              source_location(file, line) + ")");
+}
+
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   // Only the main thread calls MPI; LibTorch's worker threads never do.

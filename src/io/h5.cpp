@@ -24,6 +24,15 @@ namespace dae {
 
 namespace {
 
+// HDF5 calls return a negative value (herr_t or hid_t) on failure; HDF5's own error stack is
+// silenced at start (below), so the message names the call and where it was made.
+#define DAE_CHECK_H5(call)                                                                     \
+  do {                                                                                         \
+    if ((call) < 0)                                                                            \
+      throw Error(std::string("HDF5: ") + #call + " failed (" +                                \
+                  source_location(__FILE__, __LINE__) + ")");                                  \
+  } while (0)
+
 // Far beyond any data file (60 000 MNIST images take 47 MB): refused before HDF5 reads it.
 constexpr std::uint64_t kMaxHdf5FileBytes = std::uint64_t{1} << 40;
 

@@ -1,4 +1,4 @@
-// defines: dae::Error, dae::ReportedError, DAE_CHECK, DAE_CHECK_MPI, DAE_CHECK_H5
+// defines: dae::Error, dae::ReportedError, dae::source_location, DAE_CHECK
 #pragma once
 
 #include <stdexcept>
@@ -20,24 +20,13 @@ class ReportedError : public Error {
   explicit ReportedError(const std::string& message) : Error(message) {}
 };
 
-[[noreturn]] void throw_mpi_error(int code, const char* call, const char* file, int line);
-[[noreturn]] void throw_h5_error(const char* call, const char* file, int line);
+// "file.cpp:42" for __FILE__ and __LINE__: where a failed library call was made (the
+// DAE_CHECK_MPI and DAE_CHECK_H5 messages).
+std::string source_location(const char* file, int line);
 
 }  // namespace dae
 
 #define DAE_CHECK(condition, message)                      \
   do {                                                     \
     if (!(condition)) throw ::dae::Error(message);         \
-  } while (0)
-
-#define DAE_CHECK_MPI(call)                                                   \
-  do {                                                                        \
-    const int dae_mpi_rc_ = (call);                                           \
-    if (dae_mpi_rc_ != 0) ::dae::throw_mpi_error(dae_mpi_rc_, #call, __FILE__, __LINE__); \
-  } while (0)
-
-// HDF5 calls return a negative value (herr_t or hid_t) on failure.
-#define DAE_CHECK_H5(call)                                                  \
-  do {                                                                      \
-    if ((call) < 0) ::dae::throw_h5_error(#call, __FILE__, __LINE__);       \
   } while (0)

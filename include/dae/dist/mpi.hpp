@@ -1,5 +1,5 @@
 // defines: dae::MpiSession, dae::MpiComm (the MPI handle, with the collective timeout),
-//          dae::CollectiveTimeout, dae::one_line, dae::run_job
+//          dae::CollectiveTimeout, dae::one_line, dae::run_job, DAE_CHECK_MPI
 #pragma once
 
 #include <mpi.h>
@@ -89,4 +89,16 @@ std::string one_line(const std::exception& error);
 int run_job(const std::string& program, int argc, char** argv,
             const std::function<int(MpiComm& world)>& job);
 
+// What DAE_CHECK_MPI throws: "MPI: <call> failed: <MPI's text for code> (<file>:<line>)".
+[[noreturn]] void throw_mpi_error(int code, const char* call, const char* file, int line);
+
 }  // namespace dae
+
+// An MPI call that returns anything but MPI_SUCCESS throws a dae::Error naming the call, MPI's
+// text for the code and where the call was made.
+#define DAE_CHECK_MPI(call)                                                              \
+  do {                                                                                   \
+    const int dae_mpi_rc_ = (call);                                                      \
+    if (dae_mpi_rc_ != MPI_SUCCESS)                                                      \
+      ::dae::throw_mpi_error(dae_mpi_rc_, #call, __FILE__, __LINE__);                    \
+  } while (0)
