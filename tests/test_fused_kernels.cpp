@@ -265,6 +265,33 @@ TEST(FusedConvDaeStep, ForwardMatchesTheModuleForAnyNumberOfImages) {
   }
 }
 
+// The evaluation counts dead channels from the fused forward's own pass: its peaks must be the
+// module's, over images that span several parts, with a channel killed in two layers.
+TEST(FusedConvDaeStep, ForwardGivesTheModulesChannelPeaks) {
+  for (const Activation activation : {Activation::kRelu, Activation::kNone}) {
+    torch::manual_seed(6);
+    ConvDae model(activation);
+    init_xavier(*model, 0.05);
+    {
+      torch::NoGradGuard no_grad;
+      model->encoder1->bias[3].fill_(-100.0);  // encoder1's channel 3: never above 0
+      model->encoder2->bias[7].fill_(-100.0);
+    }
+    FusedConvDaeStep fused(*model, 50);  // parts of 25: 60 images are three parts
+    const torch::Tensor images = torch::rand({60, 1, 28, 28});
+    torch::Tensor peaks;
+    fused.forward(images, &peaks);
+    const torch::Tensor expected = channel_peaks(*model, images);
+    ASSERT_EQ(peaks.sizes(), expected.sizes());
+    EXPECT_EQ(peaks.size(0), activation == Activation::kRelu ? 16 + 32 + 16 + 1 : 16 + 32 + 16);
+    EXPECT_LT(relative_error(peaks, expected), kTolerance);
+    EXPECT_TRUE(torch::equal(peaks.le(0), expected.le(0)));
+    EXPECT_EQ(peaks[3].item<float>(), 0.0f);
+    EXPECT_EQ(peaks[16 + 7].item<float>(), 0.0f);
+    EXPECT_EQ(peaks.le(0).sum().item<std::int64_t>(), 2);
+  }
+}
+
 TEST(FusedConvDaeStep, RefusesAWrongBatch) {
   ConvDae model;
   FusedConvDaeStep fused(*model, 4);

@@ -222,6 +222,45 @@ TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {
   EXPECT_TRUE(mine.equal(rank0));
 }
 
+// Dead channels are counted at every noise level: an encoder1 channel with only negative weights
+// and no bias never fires on clean images (pixels >= 0) but does on noisy ones, which have
+// negative pixels. The fused forward's count and LibTorch's agree, level 0's total is the
+// per-layer count's, and every rank gets the same numbers.
+TEST_F(MultiRank, DeadChannelsAreCountedAtEveryNoiseLevel) {
+  SharedDataFile data(comm, 100, 120);
+  Config config = short_run(data, 1, 25);
+  config.eval_noise = {0.0, 0.5};
+  config.eval_batch = 50;  // several blocks, spread over the ranks
+  std::vector<std::int64_t> counts;  // per kernel choice: clean, noisy
+  for (const KernelChoice kernels : {KernelChoice::kAuto, KernelChoice::kLibtorch}) {
+    config.kernels = kernels;
+    torch::manual_seed(8);
+    const ModelPtr model = make_model(config.model);
+    auto& conv = dynamic_cast<ConvDaeImpl&>(*model);
+    {
+      torch::NoGradGuard no_grad;
+      conv.encoder1->weight[5].copy_(-conv.encoder1->weight[5].abs());
+      conv.encoder1->bias[5].fill_(0.0);
+    }
+    const TestSetResult result = evaluate_test_set(*model, comm, config);
+    ASSERT_EQ(result.metrics.size(), 2u);
+    ASSERT_FALSE(result.dead.empty());
+    EXPECT_EQ(result.dead[0].layer, "encoder1");
+    EXPECT_GE(result.dead[0].dead, 1);
+    EXPECT_EQ(result.metrics[0].dead_channels, total_dead(result.dead));
+    EXPECT_LT(result.metrics[1].dead_channels, result.metrics[0].dead_channels);
+    counts.push_back(result.metrics[0].dead_channels);
+    counts.push_back(result.metrics[1].dead_channels);
+  }
+  EXPECT_EQ(counts[0], counts[2]);  // fused (where the CPU has it) and LibTorch
+  EXPECT_EQ(counts[1], counts[3]);
+  torch::Tensor mine =
+      torch::tensor(std::vector<double>(counts.begin(), counts.end()), torch::kFloat64);
+  torch::Tensor rank0 = mine.clone();
+  comm.broadcast(rank0, 0);
+  EXPECT_TRUE(mine.equal(rank0));
+}
+
 // Every floating-point number of Adam's state, in parameter order.
 torch::Tensor flat_adam_state(torch::nn::Module& module, torch::optim::Adam& optimizer) {
   std::vector<torch::Tensor> pieces;

@@ -83,9 +83,11 @@ void print_profile(const std::vector<std::pair<std::string, double>>& phases) {
 
 void print_sweep(const dae::Config& config, const std::vector<dae::NoiseMetrics>& sweep) {
   for (const auto& level : sweep)
-    std::printf("  test %s %.2f: MSE %.6f  PSNR %.2f dB  SSIM %.4f (%lld images)\n",
-                dae::name_of(config.noise_type).c_str(), level.noise, level.mse, level.psnr, level.ssim,
-                static_cast<long long>(level.images));
+    std::printf("  test %s %.2f: MSE %.6f  PSNR %.2f dB  SSIM %.4f (%lld images; dead "
+                "channels: %lld)\n",
+                dae::name_of(config.noise_type).c_str(), level.noise, level.mse, level.psnr,
+                level.ssim, static_cast<long long>(level.images),
+                static_cast<long long>(level.dead_channels));
 }
 
 // Everything that can be checked before training is checked here, so that no bad input is

@@ -69,7 +69,7 @@ void EvalReport::add(Denoiser& model, std::int64_t step, const TestSetResult& re
   if (!history_loaded_) load_history(step);
   history_loaded_ = true;
   for (const NoiseMetrics& level : result.metrics)
-    history_.push_back({step, level, total_dead(dead_)});
+    history_.push_back({step, level});
   write_outputs(model, step, loss_history);
 }
 
@@ -93,8 +93,7 @@ void EvalReport::load_history(std::int64_t before_step) {
       if (type != name_of(config_.noise_type) || std::stoll(step) >= before_step) continue;
       history_.push_back({std::stoll(step),
                           {std::stod(noise), std::stod(mse), std::stod(psnr), std::stod(ssim),
-                           std::stoll(images)},
-                          std::stoll(dead)});
+                           std::stoll(images), std::stoll(dead)}});
     } catch (const std::exception&) {
       continue;  // a malformed line is dropped, not fatal: the file is our own log
     }
@@ -149,14 +148,15 @@ void EvalReport::write_outputs(Denoiser& model, std::int64_t step,
        << "<body>\n<h1>dae_dist evaluation at step " << step << "</h1>\n";
   html << "<h2>Metrics (" << html_escape(name_of(config_.noise_type))
        << " noise, whole test set)</h2>\n<table><tr><th>step</th><th>noise</th><th>MSE</th>"
-          "<th>PSNR (dB)</th><th>SSIM</th><th>images</th></tr>\n";
+          "<th>PSNR (dB)</th><th>SSIM</th><th>images</th><th>dead channels</th></tr>\n";
   for (const Row& row : history_) {
     char cells[200];
     std::snprintf(cells, sizeof cells,
                   "<tr><td>%lld</td><td>%.2f</td><td>%.6f</td><td>%.2f</td><td>%.4f</td>"
-                  "<td>%lld</td></tr>\n",
+                  "<td>%lld</td><td>%lld</td></tr>\n",
                   static_cast<long long>(row.step), row.metrics.noise, row.metrics.mse,
-                  row.metrics.psnr, row.metrics.ssim, static_cast<long long>(row.metrics.images));
+                  row.metrics.psnr, row.metrics.ssim, static_cast<long long>(row.metrics.images),
+                  static_cast<long long>(row.metrics.dead_channels));
     html << cells;
   }
   html << "</table>\n<p>Dead ReLU channels (0 for every clean test image) at step " << step
@@ -224,8 +224,8 @@ void EvalReport::write_tables() {
     csv << row.step << "," << name_of(config_.noise_type) << "," << json_number(row.metrics.noise) << ","
         << json_number(row.metrics.mse) << "," << json_number(row.metrics.psnr) << ","
         << json_number(row.metrics.ssim) << "," << row.metrics.images << ","
-        << row.dead_channels << "\n";
-    dead.push_back(row.dead_channels);
+        << row.metrics.dead_channels << "\n";
+    dead.push_back(row.metrics.dead_channels);
     steps.push_back(row.step);
     images.push_back(row.metrics.images);
     noise.push_back(row.metrics.noise);

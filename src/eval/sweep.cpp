@@ -28,10 +28,12 @@ TestSetResult evaluate_test_set(Denoiser& model, Communicator& comm, const Confi
 
   // Per level: sums of squared error, pixels, PSNR, SSIM and images; reduced in float64.
   torch::Tensor sums = torch::zeros({level_count, 5}, torch::kFloat64);  // on the host
-  // How many blocks each channel was alive in, summed over ranks: dead where that is 0.
+  // Per level, how many blocks each channel was alive in, summed over ranks: dead where 0.
   std::vector<DeadChannels> layout;
+  const std::int64_t channels =
+      channel_peaks(model, torch::zeros({1, 1, kImageSide, kImageSide}, device), &layout).size(0);
   torch::Tensor alive =
-      channel_peaks(model, torch::zeros({1, 1, kImageSide, kImageSide}, device), &layout).zero_();
+      torch::zeros({level_count, channels}, torch::dtype(torch::kFloat32).device(device));
   const H5File file = H5File::open_read_only(config.data);  // count_rows checked its layout
   for (std::int64_t block = comm.rank(); block < blocks; block += comm.size()) {
     const std::int64_t first = block * batch;
@@ -40,13 +42,15 @@ TestSetResult evaluate_test_set(Denoiser& model, Communicator& comm, const Confi
     file.read_rows("/test/images", static_cast<std::uint64_t>(first),
                    static_cast<std::uint64_t>(rows), images.data_ptr<std::uint8_t>());
     const torch::Tensor clean = to_unit_float(images.to(device));
-    alive.add_(channel_peaks(model, clean).gt(0).to(torch::kFloat32));
     for (std::int64_t level = 0; level < level_count; ++level) {
       NoiseSource noise(static_cast<std::uint64_t>(config.seed), static_cast<int>(level),
                         kEvalNoiseStream + 1000 * static_cast<std::uint64_t>(block), type,
                         device);
       const torch::Tensor noisy = noise.corrupt(clean, config.eval_noise[level]);
-      const torch::Tensor denoised = fused ? fused->forward(noisy) : model.forward(noisy);
+      torch::Tensor peaks;
+      const torch::Tensor denoised = fused ? fused->forward(noisy, &peaks) : model.forward(noisy);
+      if (!fused) peaks = channel_peaks(model, noisy);  // LibTorch's forward, once more
+      alive[level].add_(peaks.gt(0).to(torch::kFloat32));
       const torch::Tensor shown = denoised.clamp(0, 1);
       auto sum = sums.accessor<double, 2>()[level];
       sum[0] += (denoised - clean).pow(2).sum().item<double>();
@@ -67,12 +71,13 @@ TestSetResult evaluate_test_set(Denoiser& model, Communicator& comm, const Confi
   for (std::int64_t level = 0; level < level_count; ++level) {
     const auto row = sums[level];
     const double images = row[4].item<double>();
+    const std::vector<DeadChannels> dead = dead_channels(alive[level], layout);
     result.metrics.push_back({config.eval_noise[level],
                               row[0].item<double>() / row[1].item<double>(),
                               row[2].item<double>() / images, row[3].item<double>() / images,
-                              static_cast<std::int64_t>(images)});
+                              static_cast<std::int64_t>(images), total_dead(dead)});
+    if (config.eval_noise[level] == 0) result.dead = dead;
   }
-  result.dead = dead_channels(alive, std::move(layout));
   return result;
 }
 

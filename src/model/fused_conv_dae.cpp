@@ -295,7 +295,7 @@ torch::Tensor FusedConvDaeStep::train_step(const torch::Tensor& noisy, const tor
   return loss_;
 }
 
-torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images) {
+torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images, torch::Tensor* peaks) {
   torch::NoGradGuard no_grad;
   const torch::Tensor input = images.contiguous();
   DAE_CHECK(input.dim() == 4 && input.size(1) == 1 && input.size(2) == 28 && input.size(3) == 28 &&
@@ -307,6 +307,15 @@ torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images) {
     const std::int64_t samples = std::min(part_samples_, input.size(0) - first);
     run_forward(input.data_ptr<float>() + first * kImagePixels, samples,
                 result.data_ptr<float>() + first * kImagePixels);
+    if (peaks == nullptr) continue;
+    // The part's activations are still in the buffers (NHWC: a column per channel).
+    std::vector<torch::Tensor> layers = {hidden1_.narrow(0, 0, samples * kFinePixels).amax(0),
+                                         code_.narrow(0, 0, samples * kCodePixels).amax(0),
+                                         hidden3_.narrow(0, 0, samples * kFinePixels).amax(0)};
+    if (model_.output_activation == Activation::kRelu)
+      layers.push_back(result.narrow(0, first, samples).amax().view({1}));
+    const torch::Tensor part_peaks = torch::cat(layers);
+    *peaks = first == 0 ? part_peaks : torch::maximum(*peaks, part_peaks);
   }
   return result;
 }

@@ -31,8 +31,7 @@ class EvalReport {
  private:
   struct Row {
     std::int64_t step;
-    NoiseMetrics metrics;
-    std::int64_t dead_channels;  // of the model at that step, on the clean test set; -1: unknown
+    NoiseMetrics metrics;  // dead_channels -1: unknown (a file of an older version)
   };
   void load_history(std::int64_t before_step);
   void write_outputs(Denoiser& model, std::int64_t step,

@@ -30,8 +30,9 @@ class FusedConvDaeStep {
   // `clean` (a 0-dim tensor, overwritten by the next call).
   torch::Tensor train_step(const torch::Tensor& noisy, const torch::Tensor& clean);
   // The network's output [N, 1, 28, 28] for any number N of `images`, as train_step computes it
-  // (the evaluation's forward on the CPU: no buffer beyond a part's).
-  torch::Tensor forward(const torch::Tensor& images);
+  // (the evaluation's forward on the CPU: no buffer beyond a part's). With `peaks`, also what
+  // channel_peaks(model, images) gives, from the same pass.
+  torch::Tensor forward(const torch::Tensor& images, torch::Tensor* peaks = nullptr);
   // The output of the last train_step, [batch, 1, 28, 28] (a view of an internal buffer).
   torch::Tensor output() const;
 
