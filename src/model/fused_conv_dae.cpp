@@ -52,6 +52,16 @@ void over_samples(std::int64_t batch, const Chunk& chunk) {
   });
 }
 
+// Raises peaks[c] to the largest value of column c of the [rows, kCols] row-major matrix.
+template <int kCols>
+void raise_to_column_peaks(const float* matrix, std::int64_t rows, float* peaks) {
+  float peak[kCols];
+  std::copy(peaks, peaks + kCols, peak);
+  for (std::int64_t row = 0; row < rows; ++row, matrix += kCols)
+    for (int c = 0; c < kCols; ++c) peak[c] = std::max(peak[c], matrix[c]);
+  std::copy(peak, peak + kCols, peaks);
+}
+
 // coarse = im2col(fine) @ p: a 5x5 stride-2 convolution of `samples` images of side `fine_side`
 // (or a transposed convolution's input gradient); p is [25 * in, out], `columns` receives the
 // im2col rows (kept where a weight gradient needs them).
@@ -303,19 +313,22 @@ torch::Tensor FusedConvDaeStep::forward(const torch::Tensor& images, torch::Tens
             "FusedConvDaeStep: expected float [N, 1, 28, 28] images");
   pack_weights();
   torch::Tensor result = torch::empty_like(input);
+  // ReLU outputs are >= 0, so peaks start from 0 (the channel order of channel_peaks).
+  const bool relu_output = model_.output_activation == Activation::kRelu;
+  if (peaks != nullptr) *peaks = torch::zeros({2 * kHidden + kCode + (relu_output ? 1 : 0)});
   for (std::int64_t first = 0; first < input.size(0); first += part_samples_) {
     const std::int64_t samples = std::min(part_samples_, input.size(0) - first);
-    run_forward(input.data_ptr<float>() + first * kImagePixels, samples,
-                result.data_ptr<float>() + first * kImagePixels);
+    float* outputs = result.data_ptr<float>() + first * kImagePixels;
+    run_forward(input.data_ptr<float>() + first * kImagePixels, samples, outputs);
     if (peaks == nullptr) continue;
     // The part's activations are still in the buffers (NHWC: a column per channel).
-    std::vector<torch::Tensor> layers = {hidden1_.narrow(0, 0, samples * kFinePixels).amax(0),
-                                         code_.narrow(0, 0, samples * kCodePixels).amax(0),
-                                         hidden3_.narrow(0, 0, samples * kFinePixels).amax(0)};
-    if (model_.output_activation == Activation::kRelu)
-      layers.push_back(result.narrow(0, first, samples).amax().view({1}));
-    const torch::Tensor part_peaks = torch::cat(layers);
-    *peaks = first == 0 ? part_peaks : torch::maximum(*peaks, part_peaks);
+    float* peak = peaks->data_ptr<float>();
+    raise_to_column_peaks<kHidden>(hidden1_.data_ptr<float>(), samples * kFinePixels, peak);
+    raise_to_column_peaks<kCode>(code_.data_ptr<float>(), samples * kCodePixels, peak + kHidden);
+    raise_to_column_peaks<kHidden>(hidden3_.data_ptr<float>(), samples * kFinePixels,
+                                   peak + kHidden + kCode);
+    if (relu_output)
+      raise_to_column_peaks<1>(outputs, samples * kImagePixels, peak + 2 * kHidden + kCode);
   }
   return result;
 }
