@@ -5,7 +5,8 @@
 #   bench/quality_seeds.sh CONFIG DATA RANKS "SEEDS" [dae_dist options...]
 #   e.g. bench/quality_seeds.sh configs/mnist.ini data/digits.h5 4 "1 2 3 4 5"
 # Runs go to ${OUT:-runs/quality}/<config>-<seed>; one at a time, one thread per rank
-# (results are deterministic per seed, so a busy machine only costs time).
+# (results are deterministic per seed, so a busy machine only costs time). mpirun's standard
+# input is /dev/null: it would otherwise read what a calling loop reads.
 set -euo pipefail
 config=$1 data=$2 ranks=$3 seeds=$4
 shift 4
@@ -20,7 +21,7 @@ for seed in $seeds; do
   rm -rf "$run"
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np "$ranks" "$bin" \
     --config "$config" --data "$data" --run-dir "$run" --seed "$seed" --threads 1 \
-    --eval-noise 0 --checkpoint-every 0 "$@" > "$run.log" 2>&1
+    --eval-noise 0 --checkpoint-every 0 "$@" < /dev/null > "$run.log" 2>&1
   # summary.json: "test_mse": {"0.0": MSE, ...}; metrics.csv: the last column of the clean row,
   # and of the other row (--eval-noise 0 evaluates at 0 and the training noise alone).
   mse=$(sed -n 's/.*"0\.0": \([0-9.e-]*\).*/\1/p' "$run/summary.json")

@@ -9,6 +9,7 @@ how much more training data could help).
     python3 bench/split_validation.py ../shared/data/mnist-digits data/val-idx 8000
     build/dae_prepare --idx-dir data/val-idx --out data/val.h5
     python3 bench/split_validation.py --seen ../shared/data/mnist-digits data/seen-idx 1000
+    python3 bench/split_validation.py data/mnist-pypi data/mnist-val-idx 55000
 """
 import gzip
 import os
@@ -16,7 +17,8 @@ import sys
 
 
 def read_idx(path):
-    data = gzip.open(path).read()
+    """Reads `path`.gz, or `path` where only the uncompressed file is there (data/mnist-pypi)."""
+    data = gzip.open(path + ".gz").read() if os.path.exists(path + ".gz") else open(path, "rb").read()
     dims = data[3]  # magic: 0, 0, type, number of dimensions
     shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
     return data[:4], shape, data[4 + 4 * dims:]
@@ -36,7 +38,7 @@ def main():
     source, target, n = args[0], args[1], int(args[2]) if len(args) > 2 else 8000
     os.makedirs(target, exist_ok=True)
     for kind in ("images-idx3", "labels-idx1"):
-        magic, shape, body = read_idx(os.path.join(source, f"train-{kind}-ubyte.gz"))
+        magic, shape, body = read_idx(os.path.join(source, f"train-{kind}-ubyte"))
         row = len(body) // shape[0]  # bytes per image (784) or label (1)
         train = shape[0] if seen else n
         test = body[:n * row] if seen else body[n * row:]

