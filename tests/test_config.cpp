@@ -132,6 +132,22 @@ TEST(Config, ScheduleAdamAndClippingAreParsedValidatedAndDescribed) {
             std::string::npos);
 }
 
+TEST(Config, RecyclingIsParsedValidatedAndDescribed) {
+  const Config config =
+      parse({"--data", "d", "--recycle-dead-every", "100", "--recycle-dead-until", "0.75"});
+  EXPECT_EQ(config.recycle_dead_every, 100);
+  EXPECT_DOUBLE_EQ(config.recycle_dead_until, 0.75);
+  const std::string described = describe_config(config);
+  for (const char* row : {"recycle-dead-every", "recycle-dead-until"})
+    EXPECT_NE(described.find(row), std::string::npos) << row;
+  EXPECT_NE(error_of({"--data", "d", "--recycle-dead-every=-5"})
+                .find("recycle-dead-every: must be >= 0"),
+            std::string::npos);
+  EXPECT_NE(error_of({"--data", "d", "--recycle-dead-until", "2"})
+                .find("recycle-dead-until: must be >= 0 and at most 1"),
+            std::string::npos);
+}
+
 TEST(Config, UnknownKeyInFileIsRejected) {
   testing::TempDir dir;
   std::ofstream(dir.file("bad.ini")) << "data = d.h5\nstepz = 3\n";

@@ -194,6 +194,43 @@ TEST_F(MultiRank, ClippingAndEpsAreHonouredAlikeByTheFusedAndTheLibTorchStep) {
   EXPECT_GT(testing::relative_difference(train(default_eps), with_libtorch), 1e-4);
 }
 
+// recycle-dead-every: a channel killed before training is found dead on every rank's batch,
+// given the same fresh weights on every rank by the fused and the LibTorch step, and trains
+// from there; without recycling it stays exactly as it was killed.
+TEST_F(MultiRank, RecyclingRevivesAKilledChannelAlikeOnEveryRank) {
+  SharedDataFile data(comm, 200, 20);
+  Config config = short_run(data, 20, 8);
+  config.recycle_dead_every = 10;
+  config.recycle_dead_until = 0.5;  // step 10 alone
+  const Shard shard = Shard::read_for_rank(config.data, "train", comm.rank(), comm.size());
+  torch::Tensor killed;  // encoder2's channel 5 as it was killed
+  auto train = [&](const Config& run) {
+    torch::manual_seed(9);
+    const ModelPtr model = make_model(run.model);
+    auto& conv = dynamic_cast<ConvDaeImpl&>(*model);
+    {
+      torch::NoGradGuard no_grad;  // inputs are >= 0: all-negative weights never fire
+      conv.encoder2->weight[5].copy_(-conv.encoder2->weight[5].abs());
+      conv.encoder2->bias[5].fill_(-1);
+    }
+    killed = conv.encoder2->weight[5].detach().clone();
+    Trainer trainer(run, comm, shard, model);
+    trainer.fit();
+    torch::Tensor mine = flat_parameters(*model), rank0 = mine.clone();
+    comm.broadcast(rank0, 0);
+    EXPECT_TRUE(mine.equal(rank0)) << "replicas differ after recycling";
+    return conv.encoder2->weight[5].detach().clone();
+  };
+  Config fused = config, libtorch = config, off = config;
+  libtorch.kernels = KernelChoice::kLibtorch;
+  off.recycle_dead_every = 0;
+  const torch::Tensor with_fused = train(fused), with_libtorch = train(libtorch);
+  EXPECT_FALSE(with_fused.equal(killed)) << "the killed channel was not recycled";
+  EXPECT_GT(with_fused.max().item<float>(), 0.0f);  // fresh weights of both signs
+  EXPECT_LT(testing::relative_difference(with_fused, with_libtorch), 1e-4);
+  EXPECT_TRUE(train(off).equal(killed)) << "a dead channel moved without recycling";
+}
+
 TEST_F(MultiRank, SweepErrorGrowsWithNoiseAndIsTheSameOnEveryRank) {
   SharedDataFile data(comm, 600, 120);
   Config config = short_run(data, 100, 25);

@@ -246,6 +246,12 @@ const std::vector<Option>& options_table() {
            "decay rate of Adam's second moment, the running mean of the squared gradient"),
       real("clip-grad-norm", &Config::clip_grad_norm, at_least(0),
            "scale the averaged gradient down to this L2 norm when it is larger (0: no clipping)"),
+      integer("recycle-dead-every", &Config::recycle_dead_every, at_least(0),
+              "every this many steps, ReLU channels that are 0 for every training image of the "
+              "step (on every rank) get fresh incoming weights and zero outgoing ones (0: never)"),
+      real("recycle-dead-until", &Config::recycle_dead_until, at_least(0, 1),
+           "with recycle-dead-every: recycle up to this fraction of the steps, no later, so "
+           "that recycled channels train before the end"),
       real("noise", &Config::noise, at_least(0, kMaxNoiseLevel),
            "training noise coefficient c in x + c*N(0,1)"),
       integer("seed", &Config::seed, {}, "seed of initial weights, data order and noise"),

@@ -1,5 +1,9 @@
 #include "dae/model/model.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <mutex>
+
 #include "dae/core/config.hpp"
 #include "dae/core/error.hpp"
 
@@ -10,6 +14,28 @@ namespace {
 // output_padding 1 makes the transposed convolutions double it exactly (7 -> 14 -> 28).
 constexpr int kKernel = 5, kStride = 2, kPadding = 2, kOutputPadding = 1;
 constexpr int kPixels = 28 * 28, kMlpCode = 16;
+
+// LibTorch's layers and init functions draw from its global CPU generator. This seeds it for the
+// guard's life and then puts back the state it had, so nothing else sees the draws.
+class SeededGlobalGenerator {
+ public:
+  explicit SeededGlobalGenerator(std::uint64_t seed)
+      : generator_(at::detail::getDefaultCPUGenerator()) {
+    const std::lock_guard<std::mutex> lock(generator_.mutex());
+    saved_ = generator_.get_state();
+    generator_.set_current_seed(seed);
+  }
+  ~SeededGlobalGenerator() {
+    const std::lock_guard<std::mutex> lock(generator_.mutex());
+    generator_.set_state(saved_);
+  }
+  SeededGlobalGenerator(const SeededGlobalGenerator&) = delete;
+  SeededGlobalGenerator& operator=(const SeededGlobalGenerator&) = delete;
+
+ private:
+  at::Generator generator_;
+  at::Tensor saved_;
+};
 }  // namespace
 
 torch::Tensor Denoiser::activate_output(const torch::Tensor& out) const {
@@ -58,6 +84,17 @@ std::vector<ReluLayer> ConvDaeImpl::relu_layers(const torch::Tensor& images) {
   return layers;
 }
 
+std::vector<ChannelWiring> ConvDaeImpl::channel_wiring() const {
+  // Conv2d weights are [out, in, k, k]; ConvTranspose2d weights [in, out, k, k].
+  std::vector<ChannelWiring> wiring = {
+      {"encoder1", {{"encoder1.weight", 0}, {"encoder1.bias", 0}}, {{"encoder2.weight", 1}}},
+      {"encoder2", {{"encoder2.weight", 0}, {"encoder2.bias", 0}}, {{"decoder1.weight", 0}}},
+      {"decoder1", {{"decoder1.weight", 1}}, {{"decoder2.weight", 0}}}};
+  if (output_activation == Activation::kRelu)
+    wiring.push_back({"output", {{"decoder2.weight", 1}}, {}});
+  return wiring;
+}
+
 MlpDaeImpl::MlpDaeImpl(Activation activation) : Denoiser(activation) {
   encoder = register_module("encoder", torch::nn::Linear(kPixels, kMlpCode));
   decoder = register_module("decoder", torch::nn::Linear(kMlpCode, kPixels));
@@ -77,6 +114,15 @@ std::vector<ReluLayer> MlpDaeImpl::relu_layers(const torch::Tensor& images) {
   if (output_activation == Activation::kRelu)
     layers.push_back({"output", torch::relu(decoder(layers.back().activation))});
   return layers;
+}
+
+std::vector<ChannelWiring> MlpDaeImpl::channel_wiring() const {
+  // Linear weights are [out, in].
+  std::vector<ChannelWiring> wiring = {
+      {"encoder", {{"encoder.weight", 0}, {"encoder.bias", 0}}, {{"decoder.weight", 1}}}};
+  if (output_activation == Activation::kRelu)
+    wiring.push_back({"output", {{"decoder.weight", 0}, {"decoder.bias", 0}}, {}});
+  return wiring;
 }
 
 void init_xavier(torch::nn::Module& module, double bias) {
@@ -121,6 +167,11 @@ ModelPtr make_model(const ModelOptions& options) {
     case InitKind::kTorch: break;  // LibTorch's own, drawn as the layers were made
   }
   return model;
+}
+
+ModelPtr make_seeded_model(const ModelOptions& options, std::uint64_t seed) {
+  const SeededGlobalGenerator seeded(seed);
+  return make_model(options);
 }
 
 torch::Device device_of(torch::nn::Module& module) {

@@ -37,8 +37,9 @@ void warn_about_changed_options(const Config& config, const std::string& saved_t
   const auto now = config_rows(describe_config(config));
   for (const char* key :
        {"data", "batch-size", "global-batch-size", "lr", "lr-warmup", "lr-schedule", "lr-floor",
-        "adam-eps", "adam-beta1", "adam-beta2", "clip-grad-norm", "noise", "noise-type", "seed",
-        "model", "init", "init-bias", "output-activation", "kernels", "precision"}) {
+        "adam-eps", "adam-beta1", "adam-beta2", "clip-grad-norm", "recycle-dead-every",
+        "recycle-dead-until", "noise", "noise-type", "seed", "model", "init", "init-bias",
+        "output-activation", "kernels", "precision"}) {
     // In invariant mode batch-size is global-batch-size / ranks: another world size is no
     // change of the training.
     if (config.global_batch_size > 0 && std::string(key) == "batch-size") continue;

@@ -8,13 +8,16 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "dae/train/checkpoint.hpp"
 #include "dae/model/cpu_kernels.hpp"
 #include "dae/core/error.hpp"
 #include "dae/dist/mpi.hpp"
+#include "dae/core/seed.hpp"
 #include "dae/core/signals.hpp"
 #include "dae/io/tensorboard.hpp"
+#include "dae/train/recycle.hpp"
 
 namespace dae {
 
@@ -220,6 +223,10 @@ class Bf16Autocast {
   bool cache_was_enabled_;
 };
 
+// The random stream of recycled channels' fresh weights, beside the noise streams (noise.hpp:
+// kTrainNoiseStream and its odd successors, the evaluation's) and the data order's.
+constexpr std::uint64_t kRecycleWeightsStream = 0x7265637963;  // "recyc"
+
 // Reading the all-reduced stop flag waits for the device: a GPU run reads it every this many
 // steps (every rank at the same steps, so they still stop together), a CPU run every step.
 constexpr std::int64_t kGpuStopPollSteps = 10;
@@ -247,6 +254,7 @@ void Trainer::advance() {
   clock.lap("batch");
   const torch::Tensor noisy = noise_.corrupt(clean, config_.noise);
   clock.lap("noise");
+  if (recycle_due(state_.step + 1)) look_for_dead_channels(noisy);
 
   gradients_.set_stop(checkpointer_ != nullptr && stop_requested());
   adam_.prepare(state_.step + 1, learning_rate(state_.step + 1));
@@ -271,6 +279,7 @@ void Trainer::advance() {
   clock.finish();
   ++state_.step;
   loss_unread_ = true;
+  if (recycle_peaks_.defined()) recycle_dead();
 }
 
 void Trainer::advance_virtual_shards() {
@@ -289,6 +298,7 @@ void Trainer::advance_virtual_shards() {
     clock.lap("batch");
     noisy_ = shards_->corrupt(i, clean_, config_.noise);
     clock.lap("noise");
+    if (recycle_due(state_.step + 1)) look_for_dead_channels(noisy_);
     forward_backward(clock);
     gradients_.set_stop(stop);  // summed too: > 0 when any rank was asked to stop
     shard_sum_->mine()[i].copy_(gradients_.buffer());
@@ -300,6 +310,39 @@ void Trainer::advance_virtual_shards() {
   clock.finish();
   ++state_.step;
   loss_unread_ = true;
+  if (recycle_peaks_.defined()) recycle_dead();
+}
+
+bool Trainer::recycle_due(std::int64_t step) const {
+  const auto last = static_cast<std::int64_t>(config_.recycle_dead_until *
+                                              static_cast<double>(config_.steps));
+  return config_.recycle_dead_every > 0 && step % config_.recycle_dead_every == 0 && step <= last;
+}
+
+void Trainer::look_for_dead_channels(const torch::Tensor& images) {
+  // Before the step's update, on the images it trains on: in world-size invariant mode every
+  // virtual shard's batch, so what is recycled does not depend on the number of ranks.
+  const torch::Tensor peaks = channel_peaks(*model_, images);
+  recycle_peaks_ = recycle_peaks_.defined() ? torch::maximum(recycle_peaks_, peaks) : peaks;
+}
+
+void Trainer::recycle_dead() {
+  torch::Tensor peaks = std::exchange(recycle_peaks_, torch::Tensor());
+  // Peaks are >= 0, so a sum over ranks is 0 exactly where every rank's is: whatever order a
+  // backend adds in, every rank finds the same channels dead.
+  comm_.all_reduce_sum(peaks);
+  // Fresh weights from (seed, step): the same on every rank, and again after a resume.
+  const ModelPtr fresh = make_seeded_model(
+      config_.model, mix_seed({static_cast<std::uint64_t>(config_.seed), kRecycleWeightsStream,
+                               static_cast<std::uint64_t>(state_.step)}));
+  const std::vector<DeadChannels> recycled =
+      recycle_dead_channels(*model_, *fresh, optimizer_, peaks);
+  if (comm_.rank() == 0 && total_dead(recycled) > 0) {
+    std::printf("step %lld: recycled dead ReLU channels (0 for every training image of the "
+                "step): %s\n",
+                static_cast<long long>(state_.step), describe_dead(recycled).c_str());
+    std::fflush(stdout);
+  }
 }
 
 void Trainer::forward_backward_update(PhaseClock& clock) {

@@ -136,6 +136,10 @@ struct Config {
   double adam_beta1 = 0.9;               // decay of Adam's first moment (LibTorch's and TF's)
   double adam_beta2 = 0.999;             // decay of Adam's second moment (LibTorch's and TF's)
   double clip_grad_norm = 0.02;          // largest L2 norm of the averaged gradient; 0: no clip
+  // Dead ReLU channels given fresh weights (train/recycle.hpp): every recycle_dead_every steps
+  // up to the fraction recycle_dead_until of the run, so revived channels still train after.
+  long recycle_dead_every = 0;           // steps between recyclings; 0: never
+  double recycle_dead_until = 0.5;       // the last recycling's step, as a fraction of steps
   NoiseType noise_type = NoiseType::kGaussian;
   double noise = 0.3;                    // training corruption level (gaussian: c in x + c*N(0,1))
   long seed = 1234;                      // seeds initial weights, data order and noise

@@ -18,6 +18,18 @@ struct ReluLayer {
   torch::Tensor activation;  // after the ReLU
 };
 
+// Where a ReLU layer's channels live among the parameters: channel c is computed by index c along
+// `dim` of each incoming parameter and read by the next layer through index c along `dim` of
+// each outgoing one (named as named_parameters() names them).
+struct ParameterSlice {
+  std::string parameter;  // "encoder2.weight"
+  std::int64_t dim = 0;
+};
+struct ChannelWiring {
+  std::string layer;  // as in ReluLayer
+  std::vector<ParameterSlice> incoming, outgoing;
+};
+
 // An autoencoder that maps [B,1,28,28] images to [B,1,28,28] reconstructions through a code.
 struct Denoiser : torch::nn::Module {
   explicit Denoiser(Activation output_activation) : output_activation(output_activation) {}
@@ -26,6 +38,8 @@ struct Denoiser : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& images) { return decode(encode(images)); }
   // Every ReLU layer's output for `images` (the output layer too when its activation is relu).
   virtual std::vector<ReluLayer> relu_layers(const torch::Tensor& images) = 0;
+  // Each ReLU layer's wiring, in relu_layers' order (an output ReLU has nothing outgoing).
+  virtual std::vector<ChannelWiring> channel_wiring() const = 0;
 
   Activation output_activation;  // applied by decode()
 
@@ -42,6 +56,7 @@ struct ConvDaeImpl : Denoiser {
   torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,32,7,7]
   torch::Tensor decode(const torch::Tensor& code) override;
   std::vector<ReluLayer> relu_layers(const torch::Tensor& images) override;
+  std::vector<ChannelWiring> channel_wiring() const override;
 
   torch::nn::Conv2d encoder1{nullptr}, encoder2{nullptr};
   torch::nn::ConvTranspose2d decoder1{nullptr}, decoder2{nullptr};
@@ -55,6 +70,7 @@ struct MlpDaeImpl : Denoiser {
   torch::Tensor encode(const torch::Tensor& images) override;  // -> code [B,16]
   torch::Tensor decode(const torch::Tensor& code) override;
   std::vector<ReluLayer> relu_layers(const torch::Tensor& images) override;
+  std::vector<ChannelWiring> channel_wiring() const override;
 
   torch::nn::Linear encoder{nullptr}, decoder{nullptr};
 };
@@ -63,6 +79,9 @@ TORCH_MODULE(MlpDae);
 // The model `options` name (model, output-activation, init), with its initial weights drawn
 // from LibTorch's global generator.
 ModelPtr make_model(const ModelOptions& options);
+// The same, drawn from a generator seeded with `seed` (on the CPU), leaving LibTorch's global
+// generator as it was: the fresh weights that recycling gives a dead channel, alike on every rank.
+ModelPtr make_seeded_model(const ModelOptions& options, std::uint64_t seed);
 
 // Glorot/Xavier-uniform weights and biases set to `bias` (0: the initialisation of the
 // TensorFlow layers the seed was written with; PyTorch's default draws smaller weights).

@@ -132,6 +132,12 @@ class Trainer {
   void advance_virtual_shards();
   bool resume_virtual_shards(const CheckpointData& saved);
   double read_loss();  // the last step's averaged loss, into state_.last_loss
+  // recycle-dead-every: whether (1-based) `step` ends with a recycling; looking at a batch of it
+  // raises recycle_peaks_ to its channel peaks; recycle_dead() then recycles, on every rank
+  // alike, the channels no rank's batch reached (collective).
+  bool recycle_due(std::int64_t step) const;
+  void look_for_dead_channels(const torch::Tensor& images);
+  void recycle_dead();
   double learning_rate(std::int64_t step) const { return learning_rate_at(config_, step); }
   // Ends the run (on every rank alike: the loss and the parameters are the same everywhere)
   // when the loss or a parameter is no longer finite, before it can reach a checkpoint.
@@ -160,6 +166,7 @@ class Trainer {
   std::unique_ptr<OrderedSum> shard_sum_;
   bool loss_unread_ = false;  // the last step's loss is still only on the device
   std::vector<std::pair<std::string, double>> profile_;  // phase -> total seconds, then mean
+  torch::Tensor recycle_peaks_;  // a recycling step's channel peaks so far; undefined otherwise
   torch::Tensor last_output_;  // the last batch's outputs; all 0 means a ReLU layer died
   bool warned_dead_output_ = false;
   TensorBoardWriter* tensorboard_ = nullptr;  // rank 0 only; not owned
