@@ -17,6 +17,7 @@ namespace dae {
 // parameter's, so the first updates have the usual size. On the images the channel was dead for, the network
 // computes exactly what it did before (the dead channel gave 0, the fresh one is read by
 // nothing yet), and the channel has a gradient again: its outgoing weights learn first, then it.
+// (A dead ReLU output has no outgoing weights: it restarts, and the output moves from 0.)
 // Returns the channels recycled per layer.
 std::vector<DeadChannels> recycle_dead_channels(Denoiser& model, Denoiser& fresh,
                                                 torch::optim::Adam& optimizer,
