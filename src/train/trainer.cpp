@@ -331,6 +331,7 @@ void Trainer::recycle_dead() {
   // Peaks are >= 0, so a sum over ranks is 0 exactly where every rank's is: whatever order a
   // backend adds in, every rank finds the same channels dead.
   comm_.all_reduce_sum(peaks);
+  if (!peaks.le(0).any().item<bool>()) return;  // nothing died: no fresh model to draw
   // Fresh weights from (seed, step): the same on every rank, and again after a resume.
   const ModelPtr fresh = make_seeded_model(
       config_.model, mix_seed({static_cast<std::uint64_t>(config_.seed), kRecycleWeightsStream,
