@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 DEBIAN_PACKAGES=(build-essential cmake ninja-build python3 python3-venv curl ca-certificates
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev libgtest-dev
   zlib1g-dev libpng-dev libmgl-dev dataset-fashion-mnist chromium
+  libonnx-dev libprotobuf-dev nlohmann-json3-dev  # dae_export: ONNX (optional) and safetensors
   clang libclang-rt-14-dev)  # the sanitizer and libFuzzer build of launch/hardening.sh
 
 missing=()
@@ -22,7 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # The torch wheel is ~4 GB with its nvidia-* dependencies: install it once, reuse it after.
-if ! "$DAE_VENV/bin/python" -c "import torch, h5py, numpy, tensorboard" 2>/dev/null; then
+if ! "$DAE_VENV/bin/python" -c "import torch, h5py, numpy, tensorboard, onnxruntime, safetensors" \
+    2>/dev/null; then
   echo "setup: installing $(grep -m1 '^torch' "$DAE_ROOT/launch/requirements.txt") into $DAE_VENV (once)"
   python3 -m venv "$DAE_VENV"
   "$DAE_VENV/bin/pip" install -q --upgrade pip

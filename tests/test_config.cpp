@@ -26,6 +26,15 @@ std::string error_of(const std::vector<std::string>& args) {
   return "";
 }
 
+std::string error_of_description(const std::string& text) {
+  try {
+    config_from_description(text);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
 TEST(Config, DefaultsAreTheSeedProtocolWithALinearOutput) {
   const Config config = parse({"--data", "d.h5"});
   EXPECT_EQ(config.steps, 10000);
@@ -146,6 +155,64 @@ TEST(Config, RecyclingIsParsedValidatedAndDescribed) {
   EXPECT_NE(error_of({"--data", "d", "--recycle-dead-until", "2"})
                 .find("recycle-dead-until: must be >= 0 and at most 1"),
             std::string::npos);
+}
+
+TEST(Config, DescriptionReadsBackToTheSameConfiguration) {
+  testing::TempDir dir;
+  std::ofstream(dir.file("run.ini")) << "lr-schedule = constant\ninit = torch\n";
+  const Config config = parse(
+      {"--config", dir.file("run.ini"), "--data", "d.h5", "--steps", "20", "--lr", "0.02",
+       "--adam-beta2", "0.99", "--noise-type", "salt-pepper", "--noise", "0.25",
+       "--eval-noise", "0.5", "--model", "mlp", "--output-activation", "relu",
+       "--global-batch-size", "40", "--virtual-shards", "4", "--share-gpus", "--resume", "auto"});
+  const std::string described = describe_config(config);
+  const Config back = config_from_description(described);
+  EXPECT_EQ(describe_config(back), described);
+  EXPECT_EQ(back.config_file, dir.file("run.ini"));
+  EXPECT_EQ(back.steps, 20);
+  EXPECT_DOUBLE_EQ(back.adam_beta2, 0.99);
+  EXPECT_EQ(back.noise_type, NoiseType::kSaltPepper);
+  EXPECT_EQ(back.model.kind, ModelKind::kMlp);
+  EXPECT_EQ(back.global_batch_size, 40);
+  EXPECT_EQ(back.eval_noise, (std::vector<double>{0.0, 0.25, 0.5}));
+  EXPECT_EQ(back.resume, "auto");
+  // "(none)" and "(no)" show empty values; a row this version lacks is no error.
+  const Config defaults = config_from_description(describe_config(Config{}) + "  retired  7\n");
+  EXPECT_EQ(defaults.config_file, "");
+  EXPECT_EQ(defaults.resume, "");
+  EXPECT_EQ(describe_config(defaults), describe_config(Config{}));
+  EXPECT_NE(error_of_description("  lr  fast\n").find("config: lr: 'fast'"),
+            std::string::npos);
+}
+
+TEST(Config, EvaluationTakesTheTrainingFromTheCheckpointAndTheJobFromTheCommand) {
+  const Config trained = parse({"--data", "train.h5", "--run-dir", "trained", "--steps", "20",
+                                "--lr", "0.02", "--noise-type", "mask", "--noise", "0.5",
+                                "--threads", "3", "--eval-batch", "7"});
+  const Config command = parse({"--data", "test.h5", "--run-dir", "evaluated", "--eval-noise",
+                                "0.1", "--threads", "2", "--eval-only", "--resume", "auto"});
+  const Config config = evaluation_config(trained, command);
+  EXPECT_EQ(config.steps, 20);
+  EXPECT_DOUBLE_EQ(config.lr, 0.02);
+  EXPECT_EQ(config.noise_type, NoiseType::kMask);
+  EXPECT_EQ(config.data, "test.h5");
+  EXPECT_EQ(config.run_dir, "evaluated");
+  EXPECT_EQ(config.threads, 2);
+  EXPECT_EQ(config.eval_batch, command.eval_batch);
+  EXPECT_TRUE(config.eval_only);
+  // The command's levels (with its own noise, 0.3), 0 and the trained noise.
+  EXPECT_EQ(config.eval_noise, (std::vector<double>{0.0, 0.1, 0.3, 0.5}));
+  // A level a gaussian command may ask for is no fraction of pixels for the mask it trained with.
+  const Config wide =
+      parse({"--data", "d", "--eval-noise", "2", "--eval-only", "--resume", "auto"});
+  try {
+    evaluation_config(trained, wide);
+    ADD_FAILURE() << "eval-noise 2 accepted for mask noise";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("eval-noise: for mask levels are fractions"),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(Config, UnknownKeyInFileIsRejected) {

@@ -101,7 +101,7 @@ TEST(Im2colGemm, ConvolutionForwardAndBackward) {
     torch::Tensor x_rows = to_rows(x.detach());
     torch::Tensor cols = torch::empty({batch * coarse * coarse, width});
     torch::Tensor y_rows = torch::empty({batch * coarse * coarse, shape.out});
-    kernels::im2col(data(x_rows), batch, shape.side, shape.in, data(cols), width);
+    kernels::im2col(data(x_rows), batch, shape.side, shape.side, shape.in, data(cols), width);
     kernels::gemm(cols.size(0), shape.out, width, data(cols), width, 1, data(p), shape.out,
                   data(y_rows), shape.out, false);
     EXPECT_LT(relative_error(from_rows(y_rows, batch, coarse), y.detach()), kTolerance);
@@ -111,7 +111,7 @@ TEST(Im2colGemm, ConvolutionForwardAndBackward) {
     torch::Tensor grad_cols = torch::empty_like(cols), x_grad = torch::empty_like(x_rows);
     kernels::gemm(cols.size(0), width, shape.out, data(dy_rows), shape.out, 1, data(p_t), width,
                   data(grad_cols), width, false);
-    kernels::col2im(data(grad_cols), batch, shape.side, shape.in, width, data(x_grad));
+    kernels::col2im(data(grad_cols), batch, shape.side, shape.side, shape.in, width, data(x_grad));
     EXPECT_LT(relative_error(from_rows(x_grad, batch, shape.side), x.grad()), kTolerance);
     torch::Tensor p_grad = torch::empty_like(p);
     kernels::gemm(width, shape.out, cols.size(0), data(cols), 1, width, data(dy_rows), shape.out,
@@ -139,13 +139,13 @@ TEST(GemmCol2im, TransposedConvolutionForwardAndBackward) {
     torch::Tensor y_rows = torch::empty({batch * fine * fine, shape.out});
     kernels::gemm(cols.size(0), width, shape.in, data(x_rows), shape.in, 1, data(q), width,
                   data(cols), width, false);
-    kernels::col2im(data(cols), batch, fine, shape.out, width, data(y_rows));
+    kernels::col2im(data(cols), batch, fine, fine, shape.out, width, data(y_rows));
     EXPECT_LT(relative_error(from_rows(y_rows, batch, fine), y.detach()), kTolerance);
 
     // input gradient: im2col(dY) @ Q^T; weight gradient: x^T @ im2col(dY)
     torch::Tensor dy_rows = to_rows(y_grad), q_t = q.t().contiguous();
     torch::Tensor grad_cols = torch::empty_like(cols), x_grad = torch::empty_like(x_rows);
-    kernels::im2col(data(dy_rows), batch, fine, shape.out, data(grad_cols), width);
+    kernels::im2col(data(dy_rows), batch, fine, fine, shape.out, data(grad_cols), width);
     kernels::gemm(cols.size(0), shape.in, width, data(grad_cols), width, 1, data(q_t), shape.in,
                   data(x_grad), shape.in, false);
     EXPECT_LT(relative_error(from_rows(x_grad, batch, shape.side), x.grad()), kTolerance);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 
 #include "dae/train/checkpoint.hpp"
@@ -172,6 +173,36 @@ std::string read_text(const std::filesystem::path& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+TEST_F(Resume, EvalOnlyReportsAndSummarisesTheCheckpointsOwnTraining) {
+  const auto trained =
+      run_command(job(2, "trained", "--steps 20 --lr 0.02 --adam-beta2 0.99 --noise 0.5"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const std::string trained_summary = read_text(dir.file("trained/summary.json"));
+  // A command that names none of the training's options, whose defaults differ from them.
+  const auto evaluated = run_command(job(2, "trained", "--eval-only --resume auto"));
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const std::string report = read_text(dir.file("trained/eval/report.html"));
+  for (const char* row : {"steps +20", "lr +0.02", "adam-beta2 +0.99", "noise +0.5",
+                          "eval-noise +0,0.3,0.5", "eval-only +yes"}) {
+    const std::regex shown(std::string("\n  ") + row + "\n");
+    EXPECT_TRUE(std::regex_search(report, shown)) << row << "\n" << report;
+    EXPECT_TRUE(std::regex_search(evaluated.output, shown)) << row << "\n" << evaluated.output;
+  }
+  const std::string summary = read_text(dir.file("trained/summary.json"));
+  EXPECT_NE(summary.find("\"steps\": 20,"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"train_noise\": 0.5,"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("\"eval_only\": true,"), std::string::npos) << summary;
+  EXPECT_EQ(summary.find("samples_per_s"), std::string::npos) << summary;
+  // The same network on the same clean test images: the training's final number.
+  const std::regex clean_mse(R"("test_mse": \{"0\.0": ([0-9.e-]+), "0\.3": [0-9.e-]+, "0\.5")");
+  std::smatch evaluated_mse, trained_mse;
+  ASSERT_TRUE(std::regex_search(summary, evaluated_mse, clean_mse)) << summary;
+  ASSERT_TRUE(std::regex_search(trained_summary, trained_mse,
+                                std::regex(R"("test_mse": \{"0\.0": ([0-9.e-]+), "0\.5")")))
+      << trained_summary;
+  EXPECT_EQ(evaluated_mse[1], trained_mse[1]);
 }
 
 // What rank 0 prints when a stop signal made it write a checkpoint (src/trainer.cpp).

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -37,23 +38,34 @@ int intra_op_threads(const dae::Config& config, int ranks_on_node) {
   return std::max(1, cores / ranks_on_node);
 }
 
-std::string summary_json(const dae::Config& config, int world, const dae::FitResult& fit,
-                         double peak_rss_mb,
+// What only the job that trained measures; the summary of an --eval-only job goes without it.
+struct Measured {
+  dae::FitResult fit;
+  double peak_rss_mb = 0;  // the largest of any rank
+};
+
+// RUN_DIR/summary.json of a model trained for `steps` steps on `world` ranks (as `config`
+// describes), with `final_loss` its last step's mean loss and `sweep` its test metrics.
+std::string summary_json(const dae::Config& config, std::int64_t world, std::int64_t steps,
+                         double final_loss, const std::optional<Measured>& measured,
                          const std::vector<dae::NoiseMetrics>& sweep) {
   std::ostringstream json;
   json << "{\n"
        << "  \"world_size\": " << world << ",\n"
-       << "  \"steps\": " << config.steps << ",\n"
+       << "  \"steps\": " << steps << ",\n"
        << "  \"batch_size_per_rank\": " << config.batch_size << ",\n";
   if (config.global_batch_size > 0)
     json << "  \"global_batch_size\": " << config.global_batch_size << ",\n"
          << "  \"virtual_shards\": " << config.virtual_shards << ",\n";
-  json << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n"
-       << "  \"samples_per_s\": " << dae::json_number(fit.samples_per_s) << ",\n"
-       << "  \"samples_per_s_steady\": " << dae::json_number(fit.steady_samples_per_s) << ",\n"
-       << "  \"peak_rss_mb\": " << dae::json_number(peak_rss_mb) << ",\n"
-       << "  \"wall_s\": " << dae::json_number(fit.wall_s) << ",\n"
-       << "  \"train_loss_final\": " << dae::json_number(fit.final_loss) << ",\n"
+  json << "  \"train_noise\": " << dae::json_number(config.noise) << ",\n";
+  if (measured)
+    json << "  \"samples_per_s\": " << dae::json_number(measured->fit.samples_per_s) << ",\n"
+         << "  \"samples_per_s_steady\": "
+         << dae::json_number(measured->fit.steady_samples_per_s) << ",\n"
+         << "  \"peak_rss_mb\": " << dae::json_number(measured->peak_rss_mb) << ",\n"
+         << "  \"wall_s\": " << dae::json_number(measured->fit.wall_s) << ",\n";
+  json << "  \"train_loss_final\": " << dae::json_number(final_loss) << ",\n"
+       << "  \"eval_only\": " << (config.eval_only ? "true" : "false") << ",\n"
        << "  \"test_mse\": {";
   for (std::size_t i = 0; i < sweep.size(); ++i) {
     char key[32];
@@ -145,19 +157,78 @@ dae::Shard read_training_shard(const dae::Config& config, const dae::Communicato
   return train;
 }
 
-// `--eval-only`: the whole evaluation of one checkpoint, no training.
-int evaluate_only(const dae::Config& config, dae::Communicator& comm, dae::Denoiser& model) {
+// `--eval-only` evaluates, and reports, the checkpoint's own training: rank 0 reads the
+// configuration stored in the checkpoint that --resume names (auto: the newest that opens, the
+// first that load_resume_checkpoint tries) and every rank takes the training's options from it
+// (dae::evaluation_config), so that the network built is the one trained. `trained_text` gets
+// the stored text; where none was read, the command's options stand.
+dae::Config eval_only_config(const dae::Config& command, const dae::Communicator& control,
+                             std::string& trained_text) {
+  std::string path;
+  control.run_collectively([&] {
+    if (control.rank() != 0) return;
+    const std::vector<std::string> candidates = command.resume == "auto"
+                                                    ? dae::list_checkpoints(command.run_dir)
+                                                    : std::vector<std::string>{command.resume};
+    for (const std::string& candidate : candidates) {
+      try {
+        trained_text = dae::read_checkpoint_config(candidate);
+        path = candidate;
+        return;
+      } catch (const dae::Error&) {
+        // A file that does not open: load_resume_checkpoint skips it, or refuses it, and says so.
+      }
+    }
+  });
+  control.broadcast_text(trained_text, 0);
+  control.broadcast_text(path, 0);
+  dae::Config config = command;
+  control.run_collectively([&] {
+    if (trained_text.empty()) return;
+    try {
+      config = dae::evaluation_config(dae::config_from_description(trained_text), command);
+    } catch (const dae::Error& error) {
+      throw dae::Error("eval-only: " + path + ": " + error.what());
+    }
+  });
+  return config;
+}
+
+// `--eval-only`: the whole evaluation of one checkpoint, no training; `trained_text` is the
+// configuration eval_only_config() read.
+int evaluate_only(const dae::Config& config, const std::string& trained_text,
+                  dae::Communicator& comm, dae::Denoiser& model) {
   torch::optim::Adam unused(model.parameters());
   const auto saved = dae::load_resume_checkpoint(config, comm, model, unused);
   comm.run_collectively([&] {
     if (!saved) throw dae::Error("eval-only: no checkpoint to evaluate");
+    // auto skips a newest checkpoint that opens but does not load: an older one, trained with
+    // other options, would be evaluated in the network and reported with the options it did
+    // not have.
+    if (saved->config_text != trained_text)
+      throw dae::Error("eval-only: the checkpoint that loaded was trained with other options "
+                       "than the newest one, which did not load: name it with --resume PATH");
   });
+  if (comm.rank() == 0 && trained_text.empty())
+    std::fprintf(stderr, "%s: warning: eval-only: the checkpoint stores no configuration (an "
+                 "older or foreign file): reporting this command's options\n", kProgram);
+  // The report shows one data file, the one evaluated; the one trained on is said here.
+  const auto trained_rows = dae::described_config_rows(trained_text);
+  if (const auto data = trained_rows.find("data");
+      comm.rank() == 0 && data != trained_rows.end() && data->second != config.data)
+    std::printf("eval-only: evaluating on the test split of %s; the checkpoint was trained on "
+                "%s\n", config.data.c_str(), data->second.c_str());
   const auto sweep =
       dae::Evaluator(config, comm, true).evaluate(model, saved->step, saved->loss_history);
-  if (comm.rank() == 0) {
+  comm.run_collectively([&] {
+    if (comm.rank() != 0) return;
     print_sweep(config, sweep);
-    std::printf("outputs in %s/eval: report.html\n", config.run_dir.c_str());
-  }
+    // Its own step, not --steps: a checkpoint of a run stopped early, or of an earlier step.
+    dae::write_file_durably(config.run_dir + "/summary.json",
+                            summary_json(config, saved->world_size, saved->step,
+                                         saved->last_loss, std::nullopt, sweep));
+    std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());
+  });
   return 0;
 }
 
@@ -179,6 +250,8 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     return 0;
   }
   world.set_collective_timeout(config.collective_timeout_s);
+  std::string trained_text;  // --eval-only: the configuration stored in the checkpoint
+  if (config.eval_only) config = eval_only_config(config, startup, trained_text);
   const int threads = intra_op_threads(config, world.local_size());
   torch::set_num_threads(threads);
   if (world.rank() == 0) {
@@ -204,7 +277,7 @@ int train(dae::MpiComm& world, int argc, char** argv) {
   if (comm.rank() == 0)
     std::printf("model: %s, %lld parameters\n", dae::name_of(config.model.kind).c_str(),
                 static_cast<long long>(dae::count_parameters(*model)));
-  if (config.eval_only) return evaluate_only(config, comm, *model);
+  if (config.eval_only) return evaluate_only(config, trained_text, comm, *model);
 
   const dae::Shard train = read_training_shard(config, comm);
   dae::Checkpointer checkpointer(comm, config.run_dir, config.keep_checkpoints,
@@ -251,7 +324,8 @@ int train(dae::MpiComm& world, int argc, char** argv) {
     print_sweep(config, sweep);
     if (config.profile) print_profile(trainer.profile());
     dae::write_file_durably(config.run_dir + "/summary.json",
-                            summary_json(config, comm.size(), fit, peak_rss_mb, sweep));
+                            summary_json(config, comm.size(), config.steps, fit.final_loss,
+                                         Measured{fit, peak_rss_mb}, sweep));
     std::printf("outputs in %s: summary.json, eval/report.html\n", config.run_dir.c_str());
   });
   return 0;

@@ -367,6 +367,15 @@ void check_combinations(const Config& config) {
   }
 }
 
+// The sweep always reports the clean test MSE and the training noise.
+void add_clean_and_training_levels(Config& config) {
+  for (double level : {0.0, config.noise})
+    if (std::find(config.eval_noise.begin(), config.eval_noise.end(), level) ==
+        config.eval_noise.end())
+      config.eval_noise.push_back(level);
+  std::sort(config.eval_noise.begin(), config.eval_noise.end());
+}
+
 }  // namespace
 
 Config parse_config(int argc, const char* const* argv) {
@@ -406,12 +415,7 @@ Config parse_config(int argc, const char* const* argv) {
   if (given("virtual-shards") && !invariant_mode(config))
     throw_config_error("virtual-shards: needs global-batch-size (per-rank mode, the default, "
                        "has no virtual shards)");
-  // The sweep always reports the clean test MSE and the training noise.
-  for (double level : {0.0, config.noise})
-    if (std::find(config.eval_noise.begin(), config.eval_noise.end(), level) ==
-        config.eval_noise.end())
-      config.eval_noise.push_back(level);
-  std::sort(config.eval_noise.begin(), config.eval_noise.end());
+  add_clean_and_training_levels(config);
   return config;
 }
 
@@ -424,6 +428,56 @@ std::string describe_config(const Config& config) {
   for (const Option& option : options_table())
     if (option.listed(config)) row(option.name, option.show(config));
   return out.str();
+}
+
+std::map<std::string, std::string> described_config_rows(const std::string& text) {
+  std::map<std::string, std::string> rows;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    std::string key, value;
+    fields >> key;
+    std::getline(fields >> std::ws, value);
+    if (!key.empty()) rows[key] = value;
+  }
+  return rows;
+}
+
+Config config_from_description(const std::string& text) {
+  const Config defaults;
+  Config config;
+  const auto rows = described_config_rows(text);
+  // A row that shows the default stays the default: "(none)" and "(no)" show empty values.
+  if (const auto file = rows.find("config"); file != rows.end() && file->second != "(none)")
+    config.config_file = file->second;
+  for (const Option& option : options_table()) {
+    const auto row = rows.find(option.name);
+    if (row != rows.end() && row->second != option.show(defaults)) option.set(config, row->second);
+  }
+  return config;
+}
+
+Config evaluation_config(const Config& trained, const Config& command) {
+  Config config = trained;
+  // What this job evaluates on and writes to, and how it computes: none of it changes what the
+  // model learnt, and a checkpoint trained on a GPU must still be evaluated on a CPU.
+  config.data = command.data;
+  config.run_dir = command.run_dir;
+  config.eval_noise = command.eval_noise;
+  config.eval_batch = command.eval_batch;
+  config.eval_only = command.eval_only;
+  config.resume = command.resume;
+  config.threads = command.threads;
+  config.device = command.device;
+  config.backend = command.backend;
+  config.share_gpus = command.share_gpus;
+  config.kernels = command.kernels;
+  config.precision = command.precision;
+  config.cuda_graph = command.cuda_graph;
+  config.collective_timeout_s = command.collective_timeout_s;
+  add_clean_and_training_levels(config);
+  check_combinations(config);
+  return config;
 }
 
 }  // namespace dae

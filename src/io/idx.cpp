@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "dae/core/error.hpp"
 #include "dae/core/files.hpp"
@@ -128,7 +129,7 @@ std::string resolve(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
-IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+IdxHeader parse_idx_header(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
   if (size < 4) throw Error(name + ": truncated header (" + std::to_string(size) + " bytes)");
   if (bytes[0] != 0 || bytes[1] != 0)
     throw Error(name + ": wrong magic number (not an IDX file)");
@@ -138,31 +139,97 @@ IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::strin
   const std::size_t ndims = bytes[3];
   if (ndims < 1 || ndims > 4)
     throw Error(name + ": " + std::to_string(ndims) + " dimensions (expected 1 to 4)");
-  const std::size_t header = 4 + 4 * ndims;
-  if (size < header) throw Error(name + ": truncated header");
-
-  IdxArray array;
-  std::size_t elements = 1;
+  IdxHeader header;
+  header.bytes = 4 + 4 * ndims;
+  if (size < header.bytes) throw Error(name + ": truncated header");
   for (std::size_t i = 0; i < ndims; ++i) {
     const std::uint32_t dim = big_endian_u32(bytes + 4 + 4 * i);
-    array.dims.push_back(dim);
-    if (dim != 0 && elements > kMaxIdxBytes / dim)
+    header.dims.push_back(dim);
+    if (dim != 0 && header.elements > kMaxIdxBytes / dim)
       throw Error(name + ": dimensions too large");
-    elements *= dim;
+    header.elements *= dim;
   }
-  if (size - header < elements)
-    throw Error(name + ": truncated: header promises " + std::to_string(elements) +
-                " bytes of data, file has " + std::to_string(size - header));
-  if (size - header > elements)
-    throw Error(name + ": " + std::to_string(size - header - elements) +
+  return header;
+}
+
+IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+  const IdxHeader header = parse_idx_header(bytes, size, name);
+  if (size - header.bytes < header.elements)
+    throw Error(name + ": truncated: header promises " + std::to_string(header.elements) +
+                " bytes of data, file has " + std::to_string(size - header.bytes));
+  if (size - header.bytes > header.elements)
+    throw Error(name + ": " + std::to_string(size - header.bytes - header.elements) +
                 " unexpected bytes after the data");
-  array.data.assign(bytes + header, bytes + header + elements);
+  IdxArray array;
+  array.dims = header.dims;
+  array.data.assign(bytes + header.bytes, bytes + header.bytes + header.elements);
   return array;
 }
 
 IdxArray read_idx(const std::string& path) {
   const std::vector<std::uint8_t> bytes = read_whole_file(path);
   return parse_idx(bytes.data(), bytes.size(), path);
+}
+
+std::vector<std::uint32_t> read_idx_dims(const std::string& path) {
+  require_regular_file(path, kMaxIdxBytes, "");
+  // gzread reads a raw file as it is and inflates a gzip one: only the header is needed here.
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (file == nullptr) throw Error(path + ": cannot open");
+  std::uint8_t start[4 + 4 * 4] = {};
+  const int got = gzread(file, start, sizeof start);
+  gzclose(file);
+  if (got < 0) throw Error(path + ": corrupt gzip stream");
+  return parse_idx_header(start, static_cast<std::size_t>(got), path).dims;
+}
+
+IdxArray read_idx_rows(const std::string& path, std::uint64_t first, std::uint64_t count) {
+  require_regular_file(path, kMaxIdxBytes, "");
+  std::ifstream file(path, std::ios::binary);
+  std::uint8_t start[4 + 4 * 4] = {};
+  file.read(reinterpret_cast<char*>(start), sizeof start);
+  const auto got = static_cast<std::size_t>(file.gcount());
+  IdxArray rows;
+  if (got >= 2 && start[0] == 0x1f && start[1] == 0x8b) {
+    // gzip cannot seek: the whole file is inflated (and checked), then sliced.
+    rows = read_idx(path);
+  } else {
+    const IdxHeader header = parse_idx_header(start, got, path);
+    const std::uint64_t size = std::filesystem::file_size(path);
+    if (size - header.bytes != header.elements)
+      throw Error(path + ": " + (size - header.bytes < header.elements ? "truncated: " : "") +
+                  "header promises " + std::to_string(header.elements) + " bytes of data, file "
+                  "has " + std::to_string(size - header.bytes));
+    rows.dims = header.dims;
+  }
+  std::uint64_t row_bytes = 1;
+  for (std::size_t i = 1; i < rows.dims.size(); ++i) row_bytes *= rows.dims[i];
+  DAE_CHECK(first + count <= rows.dims[0], path + ": rows beyond the array");
+  if (!rows.data.empty()) {  // inflated whole
+    rows.data = std::vector<std::uint8_t>(
+        rows.data.begin() + static_cast<std::ptrdiff_t>(first * row_bytes),
+        rows.data.begin() + static_cast<std::ptrdiff_t>((first + count) * row_bytes));
+  } else {
+    rows.data.resize(count * row_bytes);
+    file.clear();
+    file.seekg(static_cast<std::streamoff>(4 + 4 * rows.dims.size() + first * row_bytes));
+    file.read(reinterpret_cast<char*>(rows.data.data()),
+              static_cast<std::streamsize>(rows.data.size()));
+    if (static_cast<std::uint64_t>(file.gcount()) != rows.data.size())
+      throw Error(path + ": read failed (the file changed while it was read?)");
+  }
+  rows.dims[0] = static_cast<std::uint32_t>(count);
+  return rows;
+}
+
+std::vector<std::uint8_t> encode_idx(const IdxArray& array) {
+  DAE_CHECK(!array.dims.empty() && array.dims.size() <= 4, "encode_idx: 1 to 4 dimensions");
+  std::vector<std::uint8_t> bytes = {0, 0, 0x08, static_cast<std::uint8_t>(array.dims.size())};
+  for (const std::uint32_t dim : array.dims)
+    for (int shift = 24; shift >= 0; shift -= 8)
+      bytes.push_back(static_cast<std::uint8_t>(dim >> shift));
+  bytes.insert(bytes.end(), array.data.begin(), array.data.end());
+  return bytes;
 }
 
 MnistSplit make_mnist_split(IdxArray images, IdxArray labels, const std::string& images_name,

@@ -22,7 +22,7 @@ namespace dae::kernels {
 namespace {
 
 // im2col and col2im go through one sample at a time in a copy with a zero border of 2 pixels
-// (side F + 4), where the 5 taps of a kernel row are 5 * channels contiguous floats: no bounds
+// (H + 4 by W + 4), where the 5 taps of a kernel row are 5 * channels contiguous floats: no bounds
 // checks, and a fixed-size copy when the channel count is a template argument.
 float* padded_scratch(std::size_t floats) {
   thread_local std::vector<float> scratch;  // grows to the largest layer once, then is reused
@@ -32,20 +32,21 @@ float* padded_scratch(std::size_t floats) {
 
 // One sample's place in the zero-bordered copy, and the per-sample strides of both grids.
 struct PaddedSample {
-  PaddedSample(int fine_side, int channels)
+  PaddedSample(int fine_height, int fine_width, int channels)
       : channels(channels),
-        side(fine_side + 4),
-        coarse_side(fine_side / 2),
-        floats(static_cast<std::size_t>(side) * side * channels),
-        line(static_cast<std::int64_t>(fine_side) * channels),
-        fine_floats(line * fine_side),
+        width(fine_width + 4),
+        coarse_height(fine_height / 2),
+        coarse_width(fine_width / 2),
+        floats(static_cast<std::size_t>(fine_height + 4) * width * channels),
+        line(static_cast<std::int64_t>(fine_width) * channels),
+        fine_floats(line * fine_height),
         data(padded_scratch(floats)) {}
   // Where fine row y starts in the copy.
   float* row(int y) const {
-    return data + ((y + 2) * static_cast<std::int64_t>(side) + 2) * channels;
+    return data + ((y + 2) * static_cast<std::int64_t>(width) + 2) * channels;
   }
 
-  int channels, side, coarse_side;
+  int channels, width, coarse_height, coarse_width;
   std::size_t floats;
   std::int64_t line, fine_floats;
   float* data;
@@ -200,14 +201,14 @@ const KernelTable& active() {
 Isa current_isa() { return active_isa(); }
 const char* isa() { return isa_name(active_isa()); }
 
-void im2col(const float* fine, int samples, int fine_side, int channels, float* rows,
-            std::int64_t row_stride) {
-  active().im2col(fine, samples, fine_side, channels, rows, row_stride);
+void im2col(const float* fine, int samples, int fine_height, int fine_width, int channels,
+            float* rows, std::int64_t row_stride) {
+  active().im2col(fine, samples, fine_height, fine_width, channels, rows, row_stride);
 }
 
-void col2im(const float* rows, int samples, int fine_side, int channels, std::int64_t row_stride,
-            float* fine) {
-  active().col2im(rows, samples, fine_side, channels, row_stride, fine);
+void col2im(const float* rows, int samples, int fine_height, int fine_width, int channels,
+            std::int64_t row_stride, float* fine) {
+  active().col2im(rows, samples, fine_height, fine_width, channels, row_stride, fine);
 }
 
 void gemm(std::int64_t rows, int cols, std::int64_t depth, const float* a, std::int64_t a_row_step,

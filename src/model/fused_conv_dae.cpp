@@ -62,25 +62,27 @@ void raise_to_column_peaks(const float* matrix, std::int64_t rows, float* peaks)
   std::copy(peak, peak + kCols, peaks);
 }
 
-// coarse = im2col(fine) @ p: a 5x5 stride-2 convolution of `samples` images of side `fine_side`
-// (or a transposed convolution's input gradient); p is [25 * in, out], `columns` receives the
-// im2col rows (kept where a weight gradient needs them).
-void down(const float* fine, int samples, int fine_side, int in, float* columns,
+// coarse = im2col(fine) @ p: a 5x5 stride-2 convolution of `samples` images of `fine_height` x
+// `fine_width` (or a transposed convolution's input gradient); p is [25 * in, out], `columns`
+// receives the im2col rows (kept where a weight gradient needs them).
+void down(const float* fine, int samples, int fine_height, int fine_width, int in, float* columns,
           const torch::Tensor& p, float* coarse) {
   const int width = kTaps * in, out = static_cast<int>(p.size(1));
-  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
-  kernels::im2col(fine, samples, fine_side, in, columns, width);
+  const std::int64_t rows =
+      static_cast<std::int64_t>(samples) * (fine_height / 2) * (fine_width / 2);
+  kernels::im2col(fine, samples, fine_height, fine_width, in, columns, width);
   kernels::gemm(rows, out, width, columns, width, 1, p.data_ptr<float>(), out, coarse, out, false);
 }
 
-// fine = col2im(coarse @ q): the transposed convolution back to side `fine_side` (or a
-// convolution's input gradient); q is [in, 25 * out], `columns` is scratch for the product.
-void up(const float* coarse, int samples, int fine_side, const torch::Tensor& q, float* columns,
-        float* fine) {
+// fine = col2im(coarse @ q): the transposed convolution back to `fine_height` x `fine_width` (or
+// a convolution's input gradient); q is [in, 25 * out], `columns` is scratch for the product.
+void up(const float* coarse, int samples, int fine_height, int fine_width, const torch::Tensor& q,
+        float* columns, float* fine) {
   const int in = static_cast<int>(q.size(0)), width = static_cast<int>(q.size(1));
-  const std::int64_t rows = static_cast<std::int64_t>(samples) * (fine_side / 2) * (fine_side / 2);
+  const std::int64_t rows =
+      static_cast<std::int64_t>(samples) * (fine_height / 2) * (fine_width / 2);
   kernels::gemm(rows, width, in, coarse, in, 1, q.data_ptr<float>(), width, columns, width, false);
-  kernels::col2im(columns, samples, fine_side, width / kTaps, width, fine);
+  kernels::col2im(columns, samples, fine_height, fine_width, width / kTaps, width, fine);
 }
 
 // c[rows, cols] (+)= a(m, k) @ b[depth, cols] (see kernels::gemm) for a weight gradient: a sum
@@ -119,7 +121,7 @@ void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
 constexpr std::int64_t kPartSamples = 25;
 
 FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
-    : model_(model), batch_(batch) {
+    : model_(model), batch_(batch), forward_(model) {
   DAE_CHECK(batch > 0, "FusedConvDaeStep: batch must be > 0");
   kernels::isa();  // chooses the kernel variant now: a refused DAE_CPU_ISA fails at start
   for (const auto& parameter : model_.parameters())
@@ -127,17 +129,13 @@ FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
               "FusedConvDaeStep: the model must hold float32 parameters on the CPU");
   parts_ = (batch + kPartSamples - 1) / kPartSamples;
   part_samples_ = (batch + parts_ - 1) / parts_;
-  enc1_ = buffer(kTaps, kHidden);
-  enc2_ = buffer(kTaps * kHidden, kCode);
   enc2_t_ = buffer(kCode, kTaps * kHidden);
-  dec1_ = buffer(kCode, kTaps * kHidden);
   dec1_t_ = buffer(kTaps * kHidden, kCode);
-  dec2_ = buffer(kHidden, kTaps);
   dec2_t_ = buffer(kTaps, kHidden);
-  enc1_grad_ = torch::zeros_like(enc1_);
-  enc2_grad_ = torch::zeros_like(enc2_);
-  dec1_grad_ = torch::zeros_like(dec1_);
-  dec2_grad_ = torch::zeros_like(dec2_);
+  enc1_grad_ = torch::zeros_like(forward_.enc1);
+  enc2_grad_ = torch::zeros_like(forward_.enc2);
+  dec1_grad_ = torch::zeros_like(forward_.dec1);
+  dec2_grad_ = torch::zeros_like(forward_.dec2);
   image_rows_ = buffer(part_samples_ * kFinePixels, kTaps);
   hidden1_ = buffer(part_samples_ * kFinePixels, kHidden);
   hidden1_rows_ = buffer(part_samples_ * kCodePixels, kTaps * kHidden);
@@ -157,42 +155,66 @@ FusedConvDaeStep::FusedConvDaeStep(ConvDaeImpl& model, std::int64_t batch)
 // Layouts (tap = 5 ky + kx): a convolution's P[tap * in + i][o] = W[o][i][ky][kx] (Conv2d: W is
 // [out, in, 5, 5]); a transposed one's Q[i][tap * out + o] = W[i][o][ky][kx] (ConvTranspose2d:
 // [in, out, 5, 5]); the backward passes use their transposes.
+ConvForwardWeights::ConvForwardWeights(const ConvDaeImpl& model)
+    : enc1(buffer(kTaps, kHidden)),
+      enc2(buffer(kTaps * kHidden, kCode)),
+      dec1(buffer(kCode, kTaps * kHidden)),
+      dec2(buffer(kHidden, kTaps)) {
+  pack(model);
+}
+
+void ConvForwardWeights::pack(const ConvDaeImpl& model) {
+  enc1.view({5, 5, 1, kHidden}).copy_(model.encoder1->weight.permute({2, 3, 1, 0}));
+  enc2.view({5, 5, kHidden, kCode}).copy_(model.encoder2->weight.permute({2, 3, 1, 0}));
+  dec1.view({kCode, 5, 5, kHidden}).copy_(model.decoder1->weight.permute({0, 2, 3, 1}));
+  dec2.view({kHidden, 5, 5, 1}).copy_(model.decoder2->weight.permute({0, 2, 3, 1}));
+  bias1 = model.encoder1->bias.data_ptr<float>();
+  bias2 = model.encoder2->bias.data_ptr<float>();
+  output_activation = model.output_activation;
+}
+
+void fused_forward(const ConvForwardWeights& weights, const float* images, int samples,
+                   int height, int width, const ConvForwardBuffers& buffers, float* output) {
+  const std::int64_t pixels = static_cast<std::int64_t>(samples) * height * width;
+  const std::int64_t fine_rows = pixels / 4, code_rows = pixels / 16;
+  const int half_height = height / 2, half_width = width / 2;
+  // encoder1: H x W x 1 -> H/2 x W/2 x 16; encoder2: -> H/4 x W/4 x 32 (the code)
+  down(images, samples, height, width, 1, buffers.image_rows, weights.enc1, buffers.hidden1);
+  kernels::add_bias_relu(buffers.hidden1, fine_rows, kHidden, weights.bias1);
+  down(buffers.hidden1, samples, half_height, half_width, kHidden, buffers.hidden1_rows,
+       weights.enc2, buffers.code);
+  kernels::add_bias_relu(buffers.code, code_rows, kCode, weights.bias2);
+  // decoder1: -> H/2 x W/2 x 16; decoder2: -> H x W x 1
+  up(buffers.code, samples, half_height, half_width, weights.dec1, buffers.coarse_cols,
+     buffers.hidden3);
+  kernels::relu(buffers.hidden3, fine_rows * kHidden);
+  up(buffers.hidden3, samples, height, width, weights.dec2, buffers.fine_cols, output);
+  if (weights.output_activation == Activation::kRelu) kernels::relu(output, pixels);
+  if (weights.output_activation == Activation::kSigmoid)
+    for (std::int64_t i = 0; i < pixels; ++i) output[i] = 1.0f / (1.0f + std::exp(-output[i]));
+}
+
 void FusedConvDaeStep::pack_weights() {
-  const torch::Tensor w1 = model_.encoder1->weight, w2 = model_.encoder2->weight;
-  const torch::Tensor w3 = model_.decoder1->weight, w4 = model_.decoder2->weight;
-  enc1_.view({5, 5, 1, kHidden}).copy_(w1.permute({2, 3, 1, 0}));
-  enc2_.view({5, 5, kHidden, kCode}).copy_(w2.permute({2, 3, 1, 0}));
+  forward_.pack(model_);
+  const torch::Tensor w2 = model_.encoder2->weight, w3 = model_.decoder1->weight;
+  const torch::Tensor w4 = model_.decoder2->weight;
   enc2_t_.view({kCode, 5, 5, kHidden}).copy_(w2.permute({0, 2, 3, 1}));
-  dec1_.view({kCode, 5, 5, kHidden}).copy_(w3.permute({0, 2, 3, 1}));
   dec1_t_.view({5, 5, kHidden, kCode}).copy_(w3.permute({2, 3, 1, 0}));
-  dec2_.view({kHidden, 5, 5, 1}).copy_(w4.permute({0, 2, 3, 1}));
   dec2_t_.view({5, 5, 1, kHidden}).copy_(w4.permute({2, 3, 1, 0}));
 }
 
 void FusedConvDaeStep::run_forward(const float* images, std::int64_t samples_in_part,
                                    float* outputs) {
-  const float* bias1 = model_.encoder1->bias.data_ptr<float>();
-  const float* bias2 = model_.encoder2->bias.data_ptr<float>();
   over_samples(samples_in_part, [&](std::int64_t first, int samples) {
-    const std::int64_t fine_rows = samples * kFinePixels, code_rows = samples * kCodePixels;
-    float* hidden1 = rows_of(hidden1_, first * kFinePixels);
-    float* code = rows_of(code_, first * kCodePixels);
-    float* hidden3 = rows_of(hidden3_, first * kFinePixels);
-    float* output = outputs + first * kImagePixels;
-    // encoder1: 28x28x1 -> 14x14x16; encoder2: -> 7x7x32 (the code)
-    down(images + first * kImagePixels, samples, 28, 1, rows_of(image_rows_, first * kFinePixels),
-         enc1_, hidden1);
-    kernels::add_bias_relu(hidden1, fine_rows, kHidden, bias1);
-    down(hidden1, samples, 14, kHidden, rows_of(hidden1_rows_, first * kCodePixels), enc2_, code);
-    kernels::add_bias_relu(code, code_rows, kCode, bias2);
-    // decoder1: -> 14x14x16; decoder2: -> 28x28x1
-    up(code, samples, 14, dec1_, rows_of(coarse_cols_, first * kCodePixels), hidden3);
-    kernels::relu(hidden3, fine_rows * kHidden);
-    up(hidden3, samples, 28, dec2_, rows_of(fine_cols_, first * kFinePixels), output);
-    const std::int64_t count = samples * kImagePixels;
-    if (model_.output_activation == Activation::kRelu) kernels::relu(output, count);
-    if (model_.output_activation == Activation::kSigmoid)
-      for (std::int64_t i = 0; i < count; ++i) output[i] = 1.0f / (1.0f + std::exp(-output[i]));
+    const ConvForwardBuffers buffers{rows_of(image_rows_, first * kFinePixels),
+                                     rows_of(hidden1_, first * kFinePixels),
+                                     rows_of(hidden1_rows_, first * kCodePixels),
+                                     rows_of(code_, first * kCodePixels),
+                                     rows_of(coarse_cols_, first * kCodePixels),
+                                     rows_of(hidden3_, first * kFinePixels),
+                                     rows_of(fine_cols_, first * kFinePixels)};
+    fused_forward(forward_, images + first * kImagePixels, samples, 28, 28, buffers,
+                  outputs + first * kImagePixels);
   });
 }
 
@@ -233,12 +255,12 @@ void FusedConvDaeStep::backward_part(std::int64_t samples_in_part, bool continue
     // dec1^T. The im2col rows stay in fine_cols_ / coarse_cols_ for the weight gradients.
     float* hidden3_grad = rows_of(hidden3_grad_, first * kFinePixels);
     float* code_grad = rows_of(code_grad_, first * kCodePixels);
-    down(output_grad + first * kImagePixels, samples, 28, 1,
+    down(output_grad + first * kImagePixels, samples, 28, 28, 1,
          rows_of(fine_cols_, first * kFinePixels), dec2_t_, hidden3_grad);
     kernels::relu_backward(hidden3_grad, rows_of(hidden3_, first * kFinePixels),
                            samples * kFinePixels * kHidden);
-    down(hidden3_grad, samples, 14, kHidden, rows_of(coarse_cols_, first * kCodePixels), dec1_t_,
-         code_grad);
+    down(hidden3_grad, samples, 14, 14, kHidden, rows_of(coarse_cols_, first * kCodePixels),
+         dec1_t_, code_grad);
     kernels::relu_backward(code_grad, rows_of(code_, first * kCodePixels),
                            samples * kCodePixels * kCode);
   });
@@ -259,7 +281,7 @@ void FusedConvDaeStep::backward_part(std::int64_t samples_in_part, bool continue
   over_samples(samples_in_part, [&](std::int64_t first, int samples) {
     // encoder2: d hidden1 = col2im(d code @ enc2^T)
     float* hidden1_grad = rows_of(hidden1_grad_, first * kFinePixels);
-    up(rows_of(code_grad_, first * kCodePixels), samples, 14, enc2_t_,
+    up(rows_of(code_grad_, first * kCodePixels), samples, 14, 14, enc2_t_,
        rows_of(coarse_cols_, first * kCodePixels), hidden1_grad);
     kernels::relu_backward(hidden1_grad, rows_of(hidden1_, first * kFinePixels),
                            samples * kFinePixels * kHidden);

@@ -381,6 +381,15 @@ std::string set_aside_later_checkpoints(const std::string& run_dir, std::int64_t
   return aside.string();
 }
 
+std::string read_checkpoint_config(const std::string& path) {
+  const H5File file = H5File::open_read_only(path);
+  try {
+    return file.read_string_attribute("/", "config");
+  } catch (const Error&) {
+    return "";
+  }
+}
+
 std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   std::vector<std::string> paths;
   const fs::path directory = fs::path(run_dir) / "checkpoints";

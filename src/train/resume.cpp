@@ -13,28 +13,14 @@ namespace dae {
 
 namespace {
 
-// The rows of describe_config() as key -> value.
-std::map<std::string, std::string> config_rows(const std::string& text) {
-  std::map<std::string, std::string> rows;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    std::istringstream fields(line);
-    std::string key, value;
-    fields >> key;
-    std::getline(fields >> std::ws, value);
-    if (!key.empty()) rows[key] = value;
-  }
-  return rows;
-}
-
 // A resumed run may change any option, and changing the learning rate or the step count is
 // routine; but the options that define what is being trained are worth a line each, so that a
 // silent change (another data file, another noise) never goes unnoticed in the log.
 void warn_about_changed_options(const Config& config, const std::string& saved_text,
                                 const std::string& program) {
   if (saved_text.empty()) return;
-  const auto saved = config_rows(saved_text);
-  const auto now = config_rows(describe_config(config));
+  const auto saved = described_config_rows(saved_text);
+  const auto now = described_config_rows(describe_config(config));
   for (const char* key :
        {"data", "batch-size", "global-batch-size", "lr", "lr-warmup", "lr-schedule", "lr-floor",
         "adam-eps", "adam-beta1", "adam-beta2", "clip-grad-norm", "recycle-dead-every",

@@ -1,8 +1,10 @@
 // defines: dae::Config (every option with its default), the enum options (dae::name_of,
-//          dae::parse_enum), dae::ModelOptions, dae::parse_config, dae::describe_config
+//          dae::parse_enum), dae::ModelOptions, dae::parse_config, dae::describe_config,
+//          dae::described_config_rows, dae::config_from_description, dae::evaluation_config
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -191,5 +193,18 @@ Config parse_config(int argc, const char* const* argv);
 // The effective configuration as an aligned two-column table (rank 0 prints it at start and
 // checkpoints store it).
 std::string describe_config(const Config& config);
+// The rows of a describe_config() text (a checkpoint's config attribute) as option -> value.
+std::map<std::string, std::string> described_config_rows(const std::string& text);
+// The Config that describe_config() showed as `text` (a checkpoint's config attribute): each row
+// parsed and checked by its option's own parser, so describe_config() of the result is `text`
+// again; defaults where the text has no row. Rows of options this version does not know are
+// ignored. Throws dae::Error "config: <option>: ..." for a value its option refuses.
+Config config_from_description(const std::string& text);
+// `--eval-only`: `trained` (the configuration the checkpoint was trained with) with the
+// evaluating command's own options: the data whose test split is evaluated, run-dir, eval-noise
+// (with 0 and the trained noise added), eval-batch, and how this job runs (threads, device,
+// backend, kernels, ...). Checked as parse_config checks a command line (eval-noise levels for
+// the trained noise type).
+Config evaluation_config(const Config& trained, const Config& command);
 
 }  // namespace dae

@@ -1,4 +1,5 @@
-// defines: dae::GrayImage, dae::encode_png, dae::write_png, dae::read_png, dae::tile (image grids for the report)
+// defines: dae::GrayImage, dae::write_png, dae::read_png, dae::tile (the report's image grids;
+//          encode_png and the users' image files are image_file.hpp's)
 #pragma once
 
 #include <torch/torch.h>
@@ -6,6 +7,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "dae/io/image_file.hpp"
 
 namespace dae {
 
@@ -15,12 +18,10 @@ struct GrayImage {
   std::vector<std::uint8_t> pixels;
 };
 
-// PNG bytes of `pixels` (8-bit, row-major; `channels` 1: gray, 3: RGB), encoded in memory.
-std::vector<std::uint8_t> encode_png(int width, int height, int channels,
-                                     const std::uint8_t* pixels);
 // Encodes `image` and writes it with write_file_durably; throws dae::Error naming the path.
 void write_png(const std::string& path, const GrayImage& image);
-// Decodes a PNG (any colour type) to grayscale; throws dae::Error if it does not decode.
+// Decodes a PNG (colour by luminance) to 8-bit gray with read_image, which it shares every check
+// with; throws dae::Error naming the path if it is not a decodable PNG.
 GrayImage read_png(const std::string& path);
 
 // Lays images [rows, cols, h, w] (float, clipped to [0, 1] for display) out as one picture:

@@ -6,7 +6,8 @@
 #include <cstdint>
 
 // Every layer of the seed network has the same geometry: a 5x5 kernel at stride 2 with padding 2
-// between a fine grid of side F and a coarse grid of side F/2. A convolution reads the fine grid
+// between a fine grid of H x W and a coarse grid of H/2 x W/2 (28x28 and 14x14 in training; any
+// even sides in inference, model/inference.hpp). A convolution reads the fine grid
 // and writes the coarse one; its transpose (output_padding 1) goes back. In NHWC, both become one
 // matrix product with a gather (im2col) or a scatter-add (col2im) next to it:
 //   conv:            coarse = im2col(fine) @ P                     P = [25*Cin, Cout]
@@ -22,16 +23,17 @@ namespace dae::kernels {
 
 inline constexpr int kTaps = 25;  // 5x5
 
-// For `samples` images fine[s][y][x][c] of side `fine_side`, writes
-// rows[(s * coarse_side + oy) * coarse_side + ox][tap * channels + c] = fine[s][2oy-2+ky][2ox-2+kx][c]
-// (0 outside the image), tap = 5ky + kx, coarse_side = fine_side / 2; `row_stride` >= 25*channels.
-void im2col(const float* fine, int samples, int fine_side, int channels, float* rows,
-            std::int64_t row_stride);
+// For `samples` images fine[s][y][x][c] of `fine_height` x `fine_width` (both even), writes
+// rows[(s * coarse_height + oy) * coarse_width + ox][tap * channels + c] =
+//     fine[s][2oy-2+ky][2ox-2+kx][c]
+// (0 outside the image), tap = 5ky + kx, coarse = fine / 2 on each side; `row_stride` >= 25*channels.
+void im2col(const float* fine, int samples, int fine_height, int fine_width, int channels,
+            float* rows, std::int64_t row_stride);
 
 // The adjoint of im2col: fine (overwritten) = the sum of every rows entry im2col would have read
 // from that pixel.
-void col2im(const float* rows, int samples, int fine_side, int channels, std::int64_t row_stride,
-            float* fine);
+void col2im(const float* rows, int samples, int fine_height, int fine_width, int channels,
+            std::int64_t row_stride, float* fine);
 
 // c[m][n] = (accumulate ? c[m][n] : 0) + sum_k a(m, k) * b[k][n]   for m < rows, n < cols, k < depth
 // where a(m, k) = a[m * a_row_step + k * a_depth_step] (so a row-major matrix and a transposed one

@@ -1,5 +1,6 @@
 // defines: dae::FusedConvDaeStep (the seed network's training step on the CPU without autograd),
-//          dae::make_fused_step (whether config.kernels asks for it here)
+//          dae::make_fused_step (whether config.kernels asks for it here), dae::ConvForwardWeights
+//          and dae::fused_forward (the forward pass alone, on images of any size)
 #pragma once
 
 #include <torch/torch.h>
@@ -12,6 +13,36 @@
 namespace dae {
 
 struct Config;
+
+// ConvDaeImpl's forward weights in the matrix-product layouts of dae::kernels (tap = 5 ky + kx).
+struct ConvForwardWeights {
+  explicit ConvForwardWeights(const ConvDaeImpl& model);  // allocates and packs
+  void pack(const ConvDaeImpl& model);                      // again, into the same buffers
+
+  torch::Tensor enc1, enc2;  // [25, 16], [25*16, 32]: a convolution's P (see cpu_kernels.hpp)
+  torch::Tensor dec1, dec2;  // [32, 25*16], [16, 25]: a transposed convolution's Q
+  const float* bias1 = nullptr;  // encoder1's bias [16] (the module's own storage)
+  const float* bias2 = nullptr;  // encoder2's bias [32]
+  Activation output_activation = Activation::kNone;
+};
+
+// Where fused_forward leaves each layer of `samples` images of H x W (NHWC rows), and its
+// scratch; sizes in floats, with pixels = samples * H * W.
+struct ConvForwardBuffers {
+  float* image_rows;    // [pixels / 4, 25]     im2col of the input
+  float* hidden1;       // [pixels / 4, 16]     after encoder1 + ReLU
+  float* hidden1_rows;  // [pixels / 16, 400]   im2col of hidden1
+  float* code;          // [pixels / 16, 32]    the code
+  float* coarse_cols;   // [pixels / 16, 400]   decoder1's columns
+  float* hidden3;       // [pixels / 4, 16]     after decoder1 + ReLU
+  float* fine_cols;     // [pixels / 4, 25]     decoder2's columns
+};
+
+// The network's output for `samples` images [samples, H, W] (H and W multiples of 4) into
+// `output` [samples, H, W], on the calling thread: the training step's forward pass, layer by
+// layer with dae::kernels, for any image size.
+void fused_forward(const ConvForwardWeights& weights, const float* images, int samples,
+                   int height, int width, const ConvForwardBuffers& buffers, float* output);
 
 // Forward, MSE loss and backward of ConvDaeImpl on the CPU, written out by hand with
 // dae::kernels (cpu_kernels.hpp): activations stay NHWC in buffers allocated once, for a part of
@@ -49,9 +80,10 @@ class FusedConvDaeStep {
   std::int64_t parts_;  // a step's parts: ceil(batch / 25), as equal as they divide
   std::int64_t part_samples_;  // the largest part's samples: what the buffers below hold
   // Weights in matrix-product layouts (tap = 5 ky + kx), refreshed from the module every step.
-  torch::Tensor enc1_, enc2_, enc2_t_;   // [25, 16], [25*16, 32], [32, 25*16]
-  torch::Tensor dec1_, dec1_t_;          // [32, 25*16], [25*16, 32]
-  torch::Tensor dec2_, dec2_t_;          // [16, 25], [25, 16]
+  ConvForwardWeights forward_;
+  torch::Tensor enc2_t_;                 // [32, 25*16]
+  torch::Tensor dec1_t_;                 // [25*16, 32]
+  torch::Tensor dec2_t_;                 // [25, 16]
   // Gradients in the same layouts, copied into the parameters' grad() at the end of a step.
   torch::Tensor enc1_grad_, enc2_grad_, dec1_grad_, dec2_grad_;
   // Activations (NHWC) and their gradients for one part, [rows, channels] with rows = part *

@@ -75,6 +75,10 @@ void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
 CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model,
                                torch::optim::Adam& optimizer);
 
+// The config attribute of a checkpoint ("" if it has none), without loading anything else;
+// throws dae::Error naming the file if it does not open as HDF5.
+std::string read_checkpoint_config(const std::string& path);
+
 // Moves the checkpoints of steps after `step` (a timeline abandoned by resuming from an older
 // checkpoint; they would shadow it at the next `--resume auto`) into RUN_DIR/checkpoints/
 // abandoned-<step>/, never deleting them. Returns that folder, or "" if there were none.
