@@ -1,5 +1,6 @@
 #include "fixtures.hpp"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -186,6 +187,17 @@ std::pair<ModelPtr, ModelPtr> twin_models(const Config& config, torch::Device de
 std::string write_small_data_file(const std::string& path) {
   write_data_file(path, synthetic_split(400, 3), synthetic_split(40, 4), "synthetic");
   return path;
+}
+
+void write_model_checkpoint(const std::string& path, Denoiser& model,
+                            const std::string& config_text, std::int64_t step) {
+  torch::optim::Adam adam(model.parameters());
+  CheckpointData data;
+  data.step = step;
+  data.world_size = 1;
+  data.cursors.push_back({0, 0});
+  data.noise_states.push_back(at::make_generator<at::CPUGeneratorImpl>().get_state());
+  write_checkpoint_file(path, model, adam, data, config_text);
 }
 
 std::vector<float> checkpoint_values(const std::string& checkpoint) {

@@ -71,6 +71,10 @@ std::string mpirun(int ranks);
 // The data file the end-to-end suites train on: 400 training and 40 test images, written to
 // `path` (returned).
 std::string write_small_data_file(const std::string& path);
+// A checkpoint of `model` at `step` as one rank writes it (fresh Adam moments), with
+// `config_text` as its config attribute: for tests that need a checkpoint, not a training run.
+void write_model_checkpoint(const std::string& path, Denoiser& model,
+                            const std::string& config_text, std::int64_t step = 5);
 // Every parameter and both of its Adam moments in a checkpoint of the conv model, in one vector:
 // what two runs that must be bit-identical compare.
 std::vector<float> checkpoint_values(const std::string& checkpoint);

@@ -1,12 +1,11 @@
 // The inference side of the model (model/inference.hpp): tiles that partition each side with
 // their margins, the fused forward on images of any size against LibTorch's, padding and tiling
 // that change nothing the network would see, and a checkpoint's network loaded for inference.
-#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include "dae/core/error.hpp"
 #include "dae/model/fused_conv_dae.hpp"
 #include "dae/model/inference.hpp"
-#include "dae/train/checkpoint.hpp"
 #include "dae/train/trained_model.hpp"
 #include "fixtures.hpp"
 
@@ -113,13 +112,7 @@ TEST(InferenceTiling, TiledLargeImageEqualsTheWholeImage) {
 TEST(TrainedModel, LoadsTheNetworkTheCheckpointNamesAndRefusesAMismatch) {
   testing::TempDir dir;
   auto write = [&](const ModelPtr& model, const std::string& path, const std::string& config) {
-    torch::optim::Adam adam(model->parameters());
-    CheckpointData data;
-    data.step = 12;
-    data.world_size = 1;
-    data.cursors.push_back({0, 0});
-    data.noise_states.push_back(at::make_generator<at::CPUGeneratorImpl>().get_state());
-    write_checkpoint_file(path, *model, adam, data, config);
+    testing::write_model_checkpoint(path, *model, config, 12);
   };
   ConvDae conv = seeded_conv(Activation::kSigmoid);
   write(conv.ptr(), dir.file("conv.h5"),

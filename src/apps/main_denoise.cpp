@@ -3,13 +3,13 @@
 // Reads like the job it runs: parse -> plan inputs and outputs -> load the model -> denoise this
 // rank's share -> gather -> report.
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -19,13 +19,14 @@
 #include "dae/data/noise.hpp"
 #include "dae/dist/mpi.hpp"
 #include "dae/dist/mpi_communicator.hpp"
-#include "dae/eval/metrics.hpp"
+#include "dae/eval/quality.hpp"
 #include "dae/io/h5.hpp"
 #include "dae/io/idx.hpp"
 #include "dae/io/image_file.hpp"
 #include "dae/model/cpu_kernels.hpp"
 #include "dae/model/inference.hpp"
 #include "dae/train/trained_model.hpp"
+#include "denoise_plan.hpp"
 
 namespace {
 
@@ -170,173 +171,6 @@ Options parse_options(int argc, const char* const* argv) {
   return options;
 }
 
-// What an input file holds, from its first bytes (never from its name).
-enum class InputKind { kImage, kIdx, kHdf5 };
-
-InputKind input_kind(const std::string& path) {
-  dae::require_regular_file(path, std::uint64_t{1} << 40, "input");
-  unsigned char head[8] = {};
-  std::ifstream file(path, std::ios::binary);
-  file.read(reinterpret_cast<char*>(head), sizeof head);
-  const auto got = file.gcount();
-  const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-  if (got >= 8 && std::equal(head, head + 8, hdf5_signature)) return InputKind::kHdf5;
-  if (got >= 3 && ((head[0] == 0x1f && head[1] == 0x8b) ||
-                   (head[0] == 0 && head[1] == 0 && head[2] == 0x08)))
-    return InputKind::kIdx;
-  dae::image_format_of(path);  // throws "neither a PNG nor a PGM image" for anything else
-  return InputKind::kImage;
-}
-
-// Which file each input becomes: decided once on rank 0 before anything is read or written.
-struct Plan {
-  InputKind kind = InputKind::kImage;
-  std::vector<std::string> inputs, outputs;  // one output per input, in the inputs' order
-};
-
-bool same_file(const fs::path& a, const fs::path& b) {
-  std::error_code error;
-  return fs::weakly_canonical(a, error) == fs::weakly_canonical(b, error);
-}
-
-bool is_inside(const fs::path& path, const fs::path& folder) {
-  std::error_code error;
-  const fs::path inner = fs::weakly_canonical(path, error), outer = fs::weakly_canonical(folder, error);
-  const auto mismatch = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
-  return mismatch.first == outer.end();
-}
-
-Plan make_plan(const Options& options) {
-  Plan plan;
-  std::vector<InputKind> kinds;
-  std::vector<fs::path> folders;
-  for (const std::string& input : options.inputs) {
-    std::error_code error;
-    if (fs::is_directory(input, error)) {
-      folders.push_back(input);
-      for (const std::string& relative : dae::list_image_files(input)) {
-        plan.inputs.push_back((fs::path(input) / relative).string());
-        plan.outputs.push_back((fs::path(options.out) / relative).string());
-        kinds.push_back(InputKind::kImage);
-      }
-      continue;
-    }
-    if (!fs::exists(input, error)) throw dae::Error(input + ": no such file or folder");
-    kinds.push_back(input_kind(input));
-    plan.inputs.push_back(input);
-    plan.outputs.push_back(kinds.back() == InputKind::kImage
-                               ? (fs::path(options.out) / fs::path(input).filename()).string()
-                               : options.out);
-  }
-  require(!plan.inputs.empty(), "no PNG or PGM image in " + options.inputs.front());
-  plan.kind = kinds.front();
-  if (plan.kind != InputKind::kImage) {
-    require(plan.inputs.size() == 1, plan.inputs.front() + ": an IDX or HDF5 input is denoised "
-                                     "alone (one array file per call)");
-    require(plan.kind != InputKind::kHdf5 || !options.dataset.empty(),
-            plan.inputs.front() + ": an HDF5 file; name its images with --dataset");
-  } else {
-    require(std::all_of(kinds.begin(), kinds.end(), [](InputKind k) { return k == InputKind::kImage; }),
-            "images and IDX/HDF5 arrays cannot be mixed in one call");
-    require(options.dataset.empty(), "--dataset: only for an HDF5 input");
-    std::error_code error;
-    require(!fs::exists(options.out, error) || fs::is_directory(options.out, error),
-            "--out " + options.out + ": exists and is not a folder (image outputs go into one)");
-  }
-  // Never an input overwritten, never a folder that would read its own outputs next time.
-  for (const fs::path& folder : folders)
-    require(!is_inside(options.out, folder),
-            "--out " + options.out + ": is inside the input folder " + folder.string());
-  std::vector<std::string> sorted = plan.outputs;
-  std::sort(sorted.begin(), sorted.end());
-  const auto twice = std::adjacent_find(sorted.begin(), sorted.end());
-  require(twice == sorted.end(), "--out: two inputs would both be written to " +
-                                     (twice == sorted.end() ? std::string() : *twice));
-  for (std::size_t i = 0; i < plan.outputs.size(); ++i) {
-    for (const std::string& input : plan.inputs)
-      require(!same_file(plan.outputs[i], input),
-              "--out: " + plan.outputs[i] + " is an input; choose another output");
-    std::error_code error;
-    require(options.overwrite || !fs::exists(plan.outputs[i], error),
-            plan.outputs[i] + ": exists; pass --overwrite to replace it");
-  }
-  return plan;
-}
-
-// The plan as text and back: rank 0 makes it, every rank follows the same one.
-std::string plan_text(const Plan& plan) {
-  std::string text = std::to_string(static_cast<int>(plan.kind)) + "\n";
-  for (std::size_t i = 0; i < plan.inputs.size(); ++i)
-    text += plan.inputs[i] + "\n" + plan.outputs[i] + "\n";
-  return text;
-}
-
-Plan parse_plan(const std::string& text) {
-  Plan plan;
-  std::istringstream lines(text);
-  std::string line;
-  std::getline(lines, line);
-  plan.kind = static_cast<InputKind>(std::stoi(line));
-  for (std::string input, output; std::getline(lines, input) && std::getline(lines, output);) {
-    plan.inputs.push_back(input);
-    plan.outputs.push_back(output);
-  }
-  return plan;
-}
-
-// Sums of per-image quality over the images a rank handled: noisy input and output against the
-// clean image. SSIM is summed over the images large enough for its 11 x 11 window.
-struct Quality {
-  double images = 0, input_mse = 0, input_psnr = 0, output_mse = 0, output_psnr = 0;
-  double ssim_images = 0, input_ssim = 0, output_ssim = 0;
-
-  void add(const torch::Tensor& noisy, const torch::Tensor& output, const torch::Tensor& clean) {
-    const auto n = [](const torch::Tensor& t) { return t.unsqueeze(1).to(torch::kFloat64); };
-    images += static_cast<double>(clean.size(0));
-    input_mse += dae::per_image_mse(n(noisy), n(clean)).sum().item<double>();
-    input_psnr += dae::per_image_psnr(n(noisy), n(clean)).sum().item<double>();
-    output_mse += dae::per_image_mse(n(output), n(clean)).sum().item<double>();
-    output_psnr += dae::per_image_psnr(n(output), n(clean)).sum().item<double>();
-    if (clean.size(1) < 11 || clean.size(2) < 11) return;
-    ssim_images += static_cast<double>(clean.size(0));
-    input_ssim += dae::per_image_ssim(n(noisy), n(clean)).sum().item<double>();
-    output_ssim += dae::per_image_ssim(n(output), n(clean)).sum().item<double>();
-  }
-  std::vector<double> values() const {
-    return {images, input_mse, input_psnr, output_mse, output_psnr, ssim_images, input_ssim,
-            output_ssim};
-  }
-  static Quality from(const double* v) {
-    Quality q;
-    q.images = v[0], q.input_mse = v[1], q.input_psnr = v[2], q.output_mse = v[3];
-    q.output_psnr = v[4], q.ssim_images = v[5], q.input_ssim = v[6], q.output_ssim = v[7];
-    return q;
-  }
-  static constexpr int kValues = 8;
-  double ssim_mean(double sum) const { return ssim_images > 0 ? sum / ssim_images : NAN; }
-  std::string line(const std::string& name) const {
-    char text[512];
-    std::snprintf(text, sizeof text,
-                  "%s: %.0f images  input MSE %.6f PSNR %.2f dB SSIM %.4f  ->  output MSE %.6f "
-                  "PSNR %.2f dB SSIM %.4f",
-                  name.c_str(), images, input_mse / images, input_psnr / images,
-                  ssim_mean(input_ssim), output_mse / images, output_psnr / images,
-                  ssim_mean(output_ssim));
-    return text;
-  }
-  std::string json(const std::string& indent) const {
-    std::ostringstream out;
-    out << indent << "\"images\": " << images << ",\n"
-        << indent << "\"input\": {\"mse\": " << dae::json_number(input_mse / images)
-        << ", \"psnr_db\": " << dae::json_number(input_psnr / images)
-        << ", \"ssim\": " << dae::json_number(ssim_mean(input_ssim)) << "},\n"
-        << indent << "\"output\": {\"mse\": " << dae::json_number(output_mse / images)
-        << ", \"psnr_db\": " << dae::json_number(output_psnr / images)
-        << ", \"ssim\": " << dae::json_number(ssim_mean(output_ssim)) << "}";
-    return out.str();
-  }
-};
-
 // Corrupts each image by --add-noise with its own source (owner: its index among all inputs).
 torch::Tensor add_noise(const Options& options, const torch::Tensor& clean, std::int64_t first) {
   if (options.add_noise == 0) return clean;
@@ -365,7 +199,7 @@ void check_pixel_values(const torch::Tensor& images, const std::string& where,
 
 class Job {
  public:
-  Job(const Options& options, const Plan& plan, dae::Communicator& comm, dae::ImageDenoiser& net)
+  Job(const Options& options, const dae::DenoisePlan& plan, dae::Communicator& comm, dae::ImageDenoiser& net)
       : options_(options), plan_(plan), comm_(comm), net_(net) {}
 
   // Denoises this rank's share and writes its outputs; returns the images it denoised.
@@ -382,10 +216,11 @@ class Job {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return output;
   }
-  void report(const std::vector<double>& per_item, const std::vector<std::string>& names);
+  void report(const std::vector<dae::QualitySums>& per_item,
+              const std::vector<std::string>& names);
 
   const Options& options_;
-  const Plan& plan_;
+  const dae::DenoisePlan& plan_;
   dae::Communicator& comm_;
   dae::ImageDenoiser& net_;
   double network_seconds_ = 0;
@@ -393,7 +228,7 @@ class Job {
 };
 
 std::int64_t Job::run() {
-  if (plan_.kind == InputKind::kImage)
+  if (plan_.kind == dae::InputKind::kImage)
     run_images();
   else
     run_array();
@@ -405,7 +240,7 @@ std::int64_t Job::run() {
 // job with its one line on every rank alike, wherever it lies.
 void Job::run_images() {
   const std::size_t files = plan_.inputs.size();
-  std::vector<double> per_file(files * Quality::kValues, 0.0);
+  std::vector<dae::QualitySums> per_file(files);
   struct Pending {
     std::size_t index;
     dae::Image image;
@@ -440,10 +275,8 @@ void Job::run_images() {
       if (path.has_parent_path()) fs::create_directories(path.parent_path());
       dae::write_image(path.string(), result, dae::image_format_of(plan_.inputs[item.index]));
       if (!options_.reference) continue;
-      Quality quality;
-      quality.add(noisy.narrow(0, row, 1), output.narrow(0, row, 1), clean.narrow(0, row, 1));
-      const std::vector<double> values = quality.values();
-      std::copy(values.begin(), values.end(), per_file.begin() + item.index * Quality::kValues);
+      per_file[item.index].add(noisy.narrow(0, row, 1), output.narrow(0, row, 1),
+                               clean.narrow(0, row, 1));
     }
     images_ += static_cast<std::int64_t>(group.size());
   };
@@ -475,12 +308,12 @@ void Job::run_images() {
 // outputs and writes the one output file.
 void Job::run_array() {
   const std::string& path = plan_.inputs.front();
-  const bool hdf5 = plan_.kind == InputKind::kHdf5;
+  const bool hdf5 = plan_.kind == dae::InputKind::kHdf5;
   std::vector<std::uint64_t> dims;
   std::string where;
   std::int64_t rows = 0, height = 0, width = 0, first = 0, count = 0;
   torch::Tensor output;
-  std::vector<double> quality_values(Quality::kValues, 0.0);
+  dae::QualitySums quality;
   comm_.run_collectively([&] {
     if (hdf5) {
       const dae::H5File file = dae::H5File::open_read_only(path);
@@ -530,11 +363,7 @@ void Job::run_array() {
     const torch::Tensor noisy = add_noise(options_, clean, first);
     output = count > 0 ? denoise(noisy) : torch::empty({0, height, width});
     images_ += count;
-    if (options_.reference && count > 0) {
-      Quality quality;
-      quality.add(noisy, output, clean);
-      quality_values = quality.values();
-    }
+    if (options_.reference && count > 0) quality.add(noisy, output, clean);
   });
 
   // Every rank's rows to rank 0, padded to the largest share (a gather moves equal lengths).
@@ -569,39 +398,63 @@ void Job::run_array() {
       dae::write_file_durably(options_.out, dae::encode_idx(array));
     }
   });
-  if (options_.reference) report(quality_values, {where});
+  if (options_.reference) report({quality}, {where});
 }
 
 // --reference: every rank's sums to rank 0, which prints a line per item and the total, and
-// writes the JSON.
-void Job::report(const std::vector<double>& per_item, const std::vector<std::string>& names) {
-  torch::Tensor sums = torch::from_blob(const_cast<double*>(per_item.data()),
-                                        {static_cast<std::int64_t>(per_item.size())},
-                                        torch::kFloat64).clone();
+// writes them as JSON.
+void Job::report(const std::vector<dae::QualitySums>& per_item,
+                 const std::vector<std::string>& names) {
+  torch::Tensor sums = torch::empty({static_cast<std::int64_t>(per_item.size()),
+                                     dae::QualitySums::kValues}, torch::kFloat64);
+  for (std::size_t i = 0; i < per_item.size(); ++i) {
+    const auto values = per_item[i].values();
+    std::copy(values.begin(), values.end(),
+              sums.data_ptr<double>() + i * dae::QualitySums::kValues);
+  }
   comm_.all_reduce_sum(sums);
   comm_.run_collectively([&] {
     if (comm_.rank() != 0) return;
-    const double* values = sums.data_ptr<double>();
-    std::vector<double> total(Quality::kValues, 0.0);
-    std::ostringstream json;
-    json << "{\n  \"noise_type\": \"" << dae::name_of(options_.noise_type) << "\",\n"
-         << "  \"noise\": " << dae::json_number(options_.add_noise) << ",\n"
-         << "  \"seed\": " << options_.seed << ",\n  \"files\": [\n";
+    auto means = [](const dae::QualitySums::Means& m) {
+      // JSON has no NaN: SSIM of images below its window is null.
+      return nlohmann::json{{"mse", m.mse},
+                            {"psnr_db", m.psnr},
+                            {"ssim", std::isnan(m.ssim) ? nlohmann::json() : nlohmann::json(m.ssim)}};
+    };
+    auto print = [](const std::string& name, const dae::QualitySums& q) {
+      const auto in = q.input_means(), out = q.output_means();
+      std::printf("%s: %.0f images  input MSE %.6f PSNR %.2f dB SSIM %.4f  ->  output MSE %.6f "
+                  "PSNR %.2f dB SSIM %.4f\n",
+                  name.c_str(), q.images, in.mse, in.psnr, in.ssim, out.mse, out.psnr, out.ssim);
+    };
+    nlohmann::json files = nlohmann::json::array();
+    dae::QualitySums overall;
     for (std::size_t i = 0; i < names.size(); ++i) {
-      const Quality quality = Quality::from(values + i * Quality::kValues);
-      for (int f = 0; f < Quality::kValues; ++f) total[f] += values[i * Quality::kValues + f];
-      std::printf("%s\n", quality.line(names[i]).c_str());
-      json << "    {\"file\": \"" << names[i] << "\",\n" << quality.json("     ")
-           << (i + 1 < names.size() ? "},\n" : "}\n");
+      const auto item = dae::QualitySums::from_values(sums.data_ptr<double>() +
+                                                      i * dae::QualitySums::kValues);
+      overall += item;
+      print(names[i], item);
+      files.push_back({{"file", names[i]},
+                       {"images", item.images},
+                       {"input", means(item.input_means())},
+                       {"output", means(item.output_means())}});
     }
-    const Quality overall = Quality::from(total.data());
-    std::printf("%s\n", overall.line("overall").c_str());
-    json << "  ],\n  \"overall\": {\n" << overall.json("    ") << "\n  }\n}\n";
+    print("overall", overall);
+    const nlohmann::json summary = {
+        {"noise_type", dae::name_of(options_.noise_type)},
+        {"noise", options_.add_noise},
+        {"seed", options_.seed},
+        {"files", files},
+        {"overall",
+         {{"images", overall.images},
+          {"input", means(overall.input_means())},
+          {"output", means(overall.output_means())}}}};
     std::string path = options_.summary;
     if (path.empty())
-      path = plan_.kind == InputKind::kImage ? (fs::path(options_.out) / "summary.json").string()
-                                             : options_.out + ".summary.json";
-    dae::write_file_durably(path, json.str());
+      path = plan_.kind == dae::InputKind::kImage
+                 ? (fs::path(options_.out) / "summary.json").string()
+                 : options_.out + ".summary.json";
+    dae::write_file_durably(path, summary.dump(2) + "\n");
     std::printf("quality: %s\n", path.c_str());
   });
 }
@@ -634,10 +487,12 @@ int denoise_job(dae::MpiComm& world, int argc, char** argv) {
 
   std::string text;
   comm.run_collectively([&] {
-    if (comm.rank() == 0) text = plan_text(make_plan(options));
+    if (comm.rank() == 0)
+      text = dae::make_denoise_plan(options.inputs, options.out, options.dataset, options.overwrite)
+                 .text();
   });
   comm.broadcast_text(text, 0);
-  const Plan plan = parse_plan(text);
+  const dae::DenoisePlan plan = dae::DenoisePlan::from_text(text);
 
   dae::TrainedModel trained;
   torch::Device device = torch::kCPU;

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "dae/model/fused_conv_dae.hpp"
 #include "dae/model/model.hpp"
 
 namespace dae {
@@ -35,8 +36,9 @@ AxisTiles tile_axis(int length, int max_tile);
 
 struct DenoiserOptions {
   // Images whose padded sides are both <= tile are run whole; larger ones in overlapping tiles
-  // of at most tile x tile (0: always whole). Bounds the memory: ≈ 290 bytes per pixel of a
-  // window in flight on each thread of the fused forward.
+  // of at most tile x tile (0: always whole). Tiles bound the memory (the fused forward holds
+  // ≈ 48 bytes per pixel of the window each thread works on) and let the threads share one
+  // large image.
   int tile = 512;
   bool fused = true;  // CPU: dae's fused kernels (model/fused_conv_dae.hpp), else LibTorch's
   int batch = 256;    // images, or tiles, per forward pass
@@ -53,9 +55,12 @@ class ImageDenoiser {
   torch::Tensor denoise(const torch::Tensor& images);
 
  private:
-  // [n, h, w] with h and w multiples of 4 -> the network's output [n, h, w], `batch` at a time.
+  // [n, h, w] (contiguous) with h and w multiples of 4 -> the network's output [n, h, w],
+  // `batch` at a time.
   torch::Tensor forward(const torch::Tensor& padded);
-  torch::Tensor forward_fused(const torch::Tensor& batch);
+  // The fused kernels' output of `batch` into `output` (its rows of forward's result).
+  void forward_fused(const ConvForwardWeights& weights, const torch::Tensor& batch,
+                     torch::Tensor& output);
 
   ConvDaeImpl& model_;
   DenoiserOptions options_;
