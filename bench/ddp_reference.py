@@ -8,7 +8,8 @@ rows of the same HDF5 file. Start it with mpirun (it reads Open MPI's rank varia
 
 Prints one JSON line on rank 0: samples/s over the steps after --warmup, peak RSS per rank.
 --threads 0 leaves PyTorch's own intra-op thread count; --compile runs the step through
-torch.compile with Adam's fused kernel (the peer at its best: bench/compare.sh runs every form).
+torch.compile with Adam's fused kernel (the peer at its best: bench/speed_vs_pytorch.sh runs every
+form).
 """
 import argparse
 import json

@@ -11,7 +11,7 @@
 # the difference is the ordered reduction) and with 8 (25-image steps); each with the share of
 # its reduction ("all-reduce" in --profile).
 # Prints a markdown table.
-# Usage: bench/compare.sh [DATA.h5] [STEPS]   (default data/mnist.h5, 1500 steps)
+# Usage: bench/speed_vs_pytorch.sh [DATA.h5] [STEPS]   (default data/mnist.h5, 1500 steps)
 # DAE_BENCH_ISA=avx2 holds both sides to AVX2, as an AVX2 node would run them: dae_dist's kernel
 # variant (DAE_CPU_ISA) and LibTorch's (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA) in the peer.
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Runs every configs/compare/*.ini (the seed's open questions: conv vs fully connected, restoring
 # from a third or a quarter of the pixels, salt-and-pepper noise) with 4 ranks and prints one
 # markdown table of their final evaluations. Extra options go to every run, e.g.
-#   launch/compare.sh --data data/mnist-digits.h5
+#   launch/compare_configs.sh --data data/mnist-digits.h5
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$DAE_ROOT"
@@ -13,7 +13,7 @@ for config in configs/compare/*.ini; do
   # shellcheck disable=SC2046
   mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none \
     "$DAE_BUILD/dae_dist" --config "$config" "$@" > "runs/compare_$(basename "$config" .ini).log" 2>&1 ||
-    { echo "compare: $config failed, see runs/compare_$(basename "$config" .ini).log" >&2; exit 1; }
+    { echo "compare_configs: $config failed, see runs/compare_$(basename "$config" .ini).log" >&2; exit 1; }
 done
 
 echo "| run | model | noise type | trained at | tested at | MSE | PSNR (dB) | SSIM |"

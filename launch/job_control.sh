@@ -3,16 +3,13 @@
 # code that says what happened, whichever process the stop signal reached.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# dae_dist's "checkpoint written, run me again" exit code (EX_TEMPFAIL), read from its one
-# definition, so that no script can drift from the binary's dae::kExitPreempted.
-DAE_EXIT_PREEMPTED=$(sed -n 's/^inline constexpr int kExitPreempted = \([0-9]\{1,3\}\);.*/\1/p' \
-  "$DAE_ROOT/include/dae/core/signals.hpp")
+# dae_dist's "checkpoint written, run me again" exit code (EX_TEMPFAIL), from the binary itself.
+DAE_EXIT_PREEMPTED=$(dae_exit_code preempted)
 if [ -z "$DAE_EXIT_PREEMPTED" ]; then
-  echo "job_control: cannot read kExitPreempted from $DAE_ROOT/include/dae/core/signals.hpp" >&2
+  echo "job_control: $DAE_BUILD/dae_dist --print-exit-codes named no preempted code (is it" \
+    "built? DAE_BUILD picks the build directory)" >&2
   exit 1
 fi
-# Rank 0's line when a stop signal made it write a checkpoint (src/train/trainer.cpp).
-DAE_STOP_LINE='^stop signal: checkpoint .* written at step [0-9]*'
 
 # dae_has_option NAME ARGS...: whether ARGS hold --NAME, as `--NAME VALUE` or `--NAME=VALUE`.
 # The scripts add an option of their own only when the user's don't name it: dae_dist refuses an
@@ -29,41 +26,33 @@ dae_has_option() {
 _dae_stop() {
   _dae_signals=$((_dae_signals + 1))
   DAE_STOP_SIGNAL=${DAE_STOP_SIGNAL:-$1}
-  # When the first stop arrived, less 0.1 s: file times tick in steps of a few ms, and a
-  # checkpoint written just after the signal must still count as newer.
-  if [ ! -e "$_dae_out.signal" ]; then
-    local ns
-    ns=$(($(date +%s%N) - 100000000))
-    touch -d "@${ns:0:${#ns}-9}.${ns:${#ns}-9}" "$_dae_out.signal"
-  fi
   # Always SIGUSR1, whatever arrived: mpirun and srun forward it to every rank and keep running,
   # whereas a SIGTERM or SIGINT makes mpirun tear the job down and exit 1 itself.
   [ -n "$_dae_launcher" ] && kill -USR1 "$_dae_launcher" 2>/dev/null
   return 0
 }
 
-# dae_launch LAUNCHER [ARGS...]: runs one launch of the job to its end. Sets DAE_RC (its exit
-# code, corrected below), DAE_STOP_SIGNAL (USR1, TERM or INT if one reached this shell, else
-# empty) and DAE_CHECKPOINT (what rank 0 said when a stop made it write a checkpoint, else empty).
+# dae_launch LAUNCHER [LAUNCHER OPTIONS...] -- [DAE_DIST OPTIONS...]: runs one launch of the job,
+# `LAUNCHER... $DAE_BUILD/dae_dist DAE_DIST OPTIONS...`, to its end. Sets DAE_RC (its exit code,
+# corrected below), DAE_STOP_SIGNAL (USR1, TERM or INT if one reached this shell, else empty) and
+# DAE_CHECKPOINT (the checkpoint the ranks wrote when a stop signal ended them, else empty).
 dae_launch() {
-  local out fifo tee_pid status seen i run_dir newest
-  DAE_RC= DAE_STOP_SIGNAL= DAE_CHECKPOINT=
+  local launch=() run_dir started status seen stop="no stopped.json seen"
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do launch+=("$1"); shift; done
+  shift  # the --; what follows is dae_dist's
+  DAE_RC='' DAE_STOP_SIGNAL='' DAE_CHECKPOINT=''
   _dae_signals=0 _dae_launcher=
-  out=$(mktemp "${TMPDIR:-/tmp}/dae_launch.XXXXXX")
-  _dae_out=$out
-  # Set before the launch, so that an early signal cannot kill this shell.
+  # Set before anything runs, so that an early signal cannot kill this shell.
   trap '_dae_stop USR1' USR1
   trap '_dae_stop TERM' TERM
   trap '_dae_stop INT' INT
-  fifo=$out.fifo
-  mkfifo "$fifo"
-  # The job's output also goes to a file, to find rank 0's stop line after the end. tee ignores
-  # TERM and INT: scancel and Ctrl-C signal every process of the job, and tee must stay to copy
-  # the ranks' last lines.
-  (trap '' TERM INT USR1 && exec tee "$out" < "$fifo") &
-  tee_pid=$!
-  echo "job_control: running $*"
-  "$@" > "$fifo" 2>&1 &
+  # Where a stopped run leaves RUN_DIR/stopped.json, from dae_dist itself. Empty when the options
+  # do not parse: the launch then ends with dae_dist's own message about them.
+  run_dir=$("$DAE_BUILD/dae_dist" "$@" --print-run-dir 2>/dev/null)
+  # A stopped.json not newer than this file is an earlier launch's.
+  started=$(mktemp "${TMPDIR:-/tmp}/dae_launch.XXXXXX")
+  echo "job_control: running ${launch[*]} $DAE_BUILD/dae_dist $*"
+  "${launch[@]}" "$DAE_BUILD/dae_dist" "$@" &
   _dae_launcher=$!
   [ -n "$DAE_STOP_SIGNAL" ] && kill -USR1 "$_dae_launcher" 2>/dev/null
   # `wait` returns early (status > 128) when one of our traps ran: then wait again. Bash keeps
@@ -77,34 +66,27 @@ dae_launch() {
   done
   DAE_RC=$status
   _dae_launcher=
-  # tee ends when the last rank closed its output; a rank that outlived its launcher (killed
-  # with SIGKILL) must not keep us here.
-  for ((i = 0; i < 100; i++)); do kill -0 "$tee_pid" 2>/dev/null || break; sleep 0.1; done
-  kill "$tee_pid" 2>/dev/null
-  wait "$tee_pid" 2>/dev/null
-  DAE_CHECKPOINT=$(grep -m1 "$DAE_STOP_LINE" "$out")
-  # A SIGTERM or SIGINT sent to mpirun itself (scancel signals every process of the job, Ctrl-C
-  # the whole process group) makes mpirun exit 1, and it may stop copying the ranks' output
-  # before rank 0's stop line, although the ranks wrote the checkpoint and exited with 75. Then
-  # the proof is the checkpoint itself: one written in the run directory (from the effective
-  # configuration rank 0 printed at the start) after the stop signal reached this shell.
-  run_dir=$(sed -n 's/^  run-dir  *//p' "$out" | head -n1)
-  if [ -z "$DAE_CHECKPOINT" ] && [ -e "$out.signal" ] && [ -n "$run_dir" ]; then
-    newest=$(find "$run_dir/checkpoints" -maxdepth 1 -name 'ckpt_*.h5' -newer "$out.signal" \
-      2> /dev/null | sort | tail -n1)
-    [ -n "$newest" ] && DAE_CHECKPOINT="checkpoint $newest written after the stop signal"
-  fi
-  rm -f "$out" "$fifo" "$out.signal"
   trap - USR1 TERM INT
+  # The ranks' own word that they stopped at a checkpoint, whatever the launcher exited with: a
+  # SIGTERM or SIGINT sent to mpirun itself (scancel signals every process of the job, Ctrl-C the
+  # whole process group) makes mpirun exit 1 although its ranks wrote the checkpoint and exited
+  # with the preempted code.
+  if [ -n "$run_dir" ] && [ "$run_dir/stopped.json" -nt "$started" ] &&
+     [ "$(dae_stopped_field "$run_dir" exit_code)" = "$DAE_EXIT_PREEMPTED" ]; then
+    DAE_CHECKPOINT=$(dae_stopped_field "$run_dir" checkpoint)
+    stop="$DAE_CHECKPOINT at step $(dae_stopped_field "$run_dir" step)"
+  fi
+  rm -f "$started"
 
   if [ "$DAE_RC" != 0 ] && [ "$DAE_RC" != "$DAE_EXIT_PREEMPTED" ] && [ -n "$DAE_CHECKPOINT" ]; then
     echo "job_control: the launcher exited with $DAE_RC, but the ranks stopped at a checkpoint" \
-      "(the stop signal reached $1 itself): exit $DAE_EXIT_PREEMPTED"
+      "($run_dir/stopped.json; the stop signal reached ${launch[0]} itself): exit" \
+      "$DAE_EXIT_PREEMPTED"
     DAE_RC=$DAE_EXIT_PREEMPTED
   fi
   if [ "$DAE_RC" = "$DAE_EXIT_PREEMPTED" ]; then
-    echo "job_control: exit $DAE_RC = stopped on request after writing a checkpoint (${DAE_CHECKPOINT:-no stop line seen})."
-    case $1 in
+    echo "job_control: exit $DAE_RC = stopped on request after writing a checkpoint ($stop)."
+    case ${launch[0]} in
       mpirun) echo "job_control: mpirun's lines above (\"...the job has been aborted\", \"mpirun" \
                 "detected that one or more processes exited with non-zero status\") report this" \
                 "planned exit, not a failure." ;;
@@ -121,6 +103,8 @@ dae_launch() {
 # set (the GPU scripts: cuda), is passed as --device unless the options name one.
 dae_slurm_train() {
   local launcher=$1 config=configs/mnist.ini
+  # An installed copy, submitted from a folder without configs/: its own configs/mnist.ini.
+  [ -f "$config" ] || config=$DAE_ROOT/configs/mnist.ini
   shift
   if [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; then config=$1; shift; fi
   local threads=${SLURM_CPUS_PER_TASK:-1} ranks=${SLURM_NTASKS:-1} extra=()
@@ -134,12 +118,14 @@ dae_slurm_train() {
   echo "job_control: job ${SLURM_JOB_ID:-?} (start $((${SLURM_RESTART_COUNT:-0} + 1))) on" \
     "${SLURM_JOB_NODELIST:-$(hostname)}: $ranks ranks, $threads CPUs each," \
     "GPUs ${CUDA_VISIBLE_DEVICES:-none visible}"
+  # mpirun_flags' words are split on purpose; shellcheck reads the directive before the whole
+  # `case` only, not before a branch.
+  # shellcheck disable=SC2046
   case $launcher in
     # mpirun starts every rank on this node (Open MPI reads the allocation from Slurm).
     # --bind-to none: each rank's threads may use all of its cores.
-    # shellcheck disable=SC2046
     mpirun) dae_launch mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none \
-              "$DAE_BUILD/dae_dist" "${extra[@]}" "$@" ;;
+              -- "${extra[@]}" "$@" ;;
     # srun starts the tasks on every node and wires them up through PMIx (SLURM_MPI_TYPE, e.g.
     # pmi2, where a cluster lacks it). --kill-on-bad-exit: when one node's ranks die, the others
     # are killed at once instead of waiting in the all-reduce until the time limit. No
@@ -147,7 +133,7 @@ dae_slurm_train() {
     # --kill-on-bad-exit also ends the step once the first rank exits 75; harmless: a rank exits
     # only after rank 0's checkpoint is complete (the save ends with an all-reduce).
     srun) dae_launch srun --mpi="${SLURM_MPI_TYPE:-pmix}" --kill-on-bad-exit=1 \
-            "$DAE_BUILD/dae_dist" "${extra[@]}" "$@" ;;
+            -- "${extra[@]}" "$@" ;;
     *) echo "job_control: unknown launcher $launcher" >&2; return 2 ;;
   esac
 

@@ -10,7 +10,7 @@ shift || true
 [ -f "$config" ] && config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
 ranks=${DAE_RANKS:-4}
 cd "$DAE_ROOT"
-"$DAE_ROOT/launch/setup.sh"
+"$DAE_ROOT/launch/dev/setup.sh"
 [ -f "${DAE_DATA:-data/mnist.h5}" ] || "$DAE_ROOT/launch/get_data.sh" ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
 
 echo "main_job: mpirun -np $ranks build/dae_dist --config $config $*"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # For machines without Slurm: runs dae_dist with --resume auto and starts it again whenever it
-# stops for preemption (exit code $DAE_EXIT_PREEMPTED, 75: checkpoint written), up to
-# DAE_MAX_RESTARTS times.
+# stops for preemption (exit code $DAE_EXIT_PREEMPTED, dae_dist --print-exit-codes' preempted:
+# checkpoint written), up to DAE_MAX_RESTARTS times.
 # Usage: launch/resume_loop.sh [dae_dist options...]   e.g. --config configs/mnist.ini
 # SIGUSR1 to mpirun (or any rank) stops the job at the next step with a checkpoint, and the loop
 # starts it again: that is how a preemption looks. SIGTERM, SIGINT or Ctrl-C to this script (or
@@ -15,8 +15,7 @@ resume=(--resume auto)
 dae_has_option resume "$@" && resume=()
 for ((attempt = 0; ; attempt++)); do
   # shellcheck disable=SC2046
-  dae_launch mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none \
-    "$DAE_BUILD/dae_dist" "$@" "${resume[@]}"
+  dae_launch mpirun -np "$ranks" $(mpirun_flags "$ranks") --bind-to none -- "$@" "${resume[@]}"
   [ "$DAE_RC" -eq "$DAE_EXIT_PREEMPTED" ] || exit "$DAE_RC"
   if [ -n "$DAE_STOP_SIGNAL" ] && [ "$DAE_STOP_SIGNAL" != USR1 ]; then
     echo "resume_loop: stopped by SIG$DAE_STOP_SIGNAL with a checkpoint; not restarting (run me again to continue)"

@@ -224,8 +224,8 @@ TEST(Config, UnknownKeyInFileIsRejected) {
 TEST(Config, HelpListsEveryOptionWithDefaults) {
   try {
     parse({"--help"});
-    FAIL() << "expected HelpRequested";
-  } catch (const HelpRequested& help) {
+    FAIL() << "expected InfoRequested";
+  } catch (const InfoRequested& help) {
     for (const char* key : {"--data", "--run-dir", "--steps", "--batch-size", "--lr", "--noise",
                             "--seed", "--log-every", "--threads", "--eval-noise"})
       EXPECT_NE(help.text.find(key), std::string::npos) << key;

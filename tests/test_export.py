@@ -9,7 +9,7 @@ checkpoint, a corrupt one, an existing --out without --overwrite, --out naming t
 one line and exit 1, and leaves the files as they were.
 
 usage: test_export.py BUILD_DIR SOURCE_DIR MPIEXEC ONNX   (ONNX: ON when dae_export has ONNX)
-Run with the Python of launch/setup.sh's venv (numpy, h5py, torch, onnxruntime, safetensors).
+Run with the Python of launch/dev/setup.sh's venv (numpy, h5py, torch, onnxruntime, safetensors).
 """
 import hashlib
 import importlib.util

@@ -47,7 +47,7 @@ build() {  # build TOOLKIT_DIR|none TORCH_CUDA
   [ "$1" != none ] && path=$fake/$1/bin:$path
   out=$(env -u CUDA_HOME -u CUDA_PATH -u CUDACXX PATH="$path" PYTHON=python3 \
           DAE_CUDA_DEFAULT_ROOT="$fake/no-cuda" FAKE_TORCH_VERSION="2.15.0+cu132" \
-          FAKE_TORCH_CUDA="$2" bash "$root/launch/build_gpu_node.sh" --check-only 2>&1 >/dev/null)
+          FAKE_TORCH_CUDA="$2" bash "$root/launch/dev/build_gpu_node.sh" --check-only 2>&1 >/dev/null)
   code=$?
 }
 build toolkit12 13.2
@@ -64,13 +64,13 @@ check "a CPU-only torch needs no toolkit" test "$code" = 0
 # CUDA_HOME is honoured where nvcc is not on PATH.
 out=$(env -u CUDACXX PATH="$fake/bin:/usr/bin:/bin" CUDA_HOME="$fake/toolkit12" PYTHON=python3 \
         DAE_CUDA_DEFAULT_ROOT="$fake/no-cuda" FAKE_TORCH_VERSION=2.15.0 FAKE_TORCH_CUDA=13.2 \
-        bash "$root/launch/build_gpu_node.sh" --check-only 2>&1)
+        bash "$root/launch/dev/build_gpu_node.sh" --check-only 2>&1)
 code=$?
 check "CUDA_HOME's nvcc is the one checked" test "$code" = 1 && has "$fake/toolkit12/bin/nvcc is CUDA 12.4"
 
 plan() {  # plan MODE...: gpu_check.sh --plan on GPUs in these compute modes
   out=$(PATH="$fake/bin:$PATH" FAKE_MODES="$*" DAE_BUILD="$fake/no-build" \
-          bash "$root/launch/gpu_check.sh" --plan 2>&1)
+          bash "$root/launch/dev/gpu_check.sh" --plan 2>&1)
   code=$?
 }
 plan Exclusive_Process

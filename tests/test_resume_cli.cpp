@@ -21,6 +21,13 @@ namespace {
 using testing::run_command;
 using testing::TempDir;
 
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 class Resume : public ::testing::Test {
  protected:
   void SetUp() override { testing::write_small_data_file(dir.file("data.h5")); }
@@ -48,10 +55,26 @@ TEST_F(Resume, SigusrOneCheckpointsExitsSeventyFiveAndResumesToTheSameParameters
   const auto saved = list_checkpoints(dir.file("stopped"));
   ASSERT_EQ(saved.size(), 1u) << stopped.output;
   EXPECT_EQ(saved[0].find("ckpt_00001500"), std::string::npos) << "stopped too late to test";
+  // The record the scripts trust instead of the log: this stop's step, checkpoint and exit code.
+  const std::string record_path = dir.file(std::string("stopped/") + kStoppedFile);
+  const std::string record = read_text(record_path);
+  std::smatch step;
+  ASSERT_TRUE(std::regex_search(record, step, std::regex("\n  \"step\": ([0-9]+),\n"))) << record;
+  char name[32];
+  std::snprintf(name, sizeof name, "ckpt_%08ld.h5", std::stol(step[1]));
+  EXPECT_EQ(std::filesystem::path(saved[0]).filename().string(), name) << record;
+  EXPECT_NE(record.find("\n  \"checkpoint\": \"" + std::filesystem::absolute(saved[0]).string() +
+                        "\",\n"),
+            std::string::npos)
+      << record;
+  EXPECT_NE(record.find("\n  \"exit_code\": " + std::to_string(kExitPreempted) + "\n}\n"),
+            std::string::npos)
+      << record;
 
   const auto resumed = run_command(job(2, "stopped", args + " --resume auto"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resumed from " + saved[0]), std::string::npos) << resumed.output;
+  EXPECT_FALSE(std::filesystem::exists(record_path)) << "a finished run kept the earlier stop's";
   EXPECT_EQ(testing::checkpoint_values(dir.file("stopped/checkpoints/ckpt_00001500.h5")),
             testing::checkpoint_values(dir.file("straight/checkpoints/ckpt_00001500.h5")))
       << "resumed run differs from the uninterrupted one";
@@ -168,13 +191,6 @@ void write_fakes(const std::filesystem::path& bin, const std::string& launcher_r
   std::ofstream(bin / "rcs") << launcher_rcs;
 }
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 TEST_F(Resume, EvalOnlyReportsAndSummarisesTheCheckpointsOwnTraining) {
   const auto trained =
       run_command(job(2, "trained", "--steps 20 --lr 0.02 --adam-beta2 0.99 --noise 0.5"));
@@ -205,16 +221,48 @@ TEST_F(Resume, EvalOnlyReportsAndSummarisesTheCheckpointsOwnTraining) {
   EXPECT_EQ(evaluated_mse[1], trained_mse[1]);
 }
 
-// What rank 0 prints when a stop signal made it write a checkpoint (src/trainer.cpp).
-const std::string kStopLine =
-    "echo \"stop signal: checkpoint runs/r/checkpoints/ckpt_00000040.h5 written at step 40, "
-    "exiting with " + std::to_string(kExitPreempted) + "\"";
+// The build the scripts ask (dae_dist --print-exit-codes, --print-run-dir): the tested one.
+const std::string kBuild = std::filesystem::path(DAE_DIST_BIN).parent_path().string();
+
+// A fake launcher's shell that leaves RUN/stopped.json as dae_dist's rank 0 does when a stop
+// signal ends the run (include/dae/train/checkpoint.hpp, kStoppedFile).
+std::string fake_stop_record(const std::string& run) {
+  return "mkdir -p " + run + " && printf '{\\n  \"step\": 40,\\n  \"checkpoint\": \"" + run +
+         "/checkpoints/ckpt_00000040.h5\",\\n  \"exit_code\": " + std::to_string(kExitPreempted) +
+         "\\n}\\n' > " + run + "/" + kStoppedFile;
+}
 
 std::string sbatch(const std::filesystem::path& fakes, const std::string& script,
                    const std::string& args) {
-  return "PATH=" + fakes.string() + ":$PATH SLURM_JOB_ID=4242 SLURM_NTASKS=4 " +
-         "SLURM_CPUS_PER_TASK=2 SLURM_SUBMIT_DIR=" + DAE_SOURCE_DIR + " bash " + DAE_SOURCE_DIR +
-         "/slurm/" + script + " " + args;
+  return "PATH=" + fakes.string() + ":$PATH DAE_BUILD=" + kBuild + " SLURM_JOB_ID=4242 " +
+         "SLURM_NTASKS=4 SLURM_CPUS_PER_TASK=2 SLURM_SUBMIT_DIR=" + DAE_SOURCE_DIR + " bash " +
+         DAE_SOURCE_DIR + "/slurm/" + script + " " + args;
+}
+
+TEST(Scripts, DaeDistTellsItsExitCodesAndRunDirToScripts) {
+  // What launch/job_control.sh asks instead of reading the C++ source or the log.
+  const auto codes = run_command(std::string(DAE_DIST_BIN) + " --print-exit-codes");
+  EXPECT_EQ(codes.exit_code, 0) << codes.output;
+  EXPECT_NE(("\n" + codes.output).find("\npreempted=" + std::to_string(kExitPreempted) + "\n"),
+            std::string::npos)
+      << codes.output;
+
+  TempDir dir;
+  std::ofstream(dir.file("run.ini")) << "data = d.h5\nrun-dir = " << dir.file("from_ini") << "\n";
+  const std::string ask = std::string(DAE_DIST_BIN) + " --config " + dir.file("run.ini");
+  const auto from_ini = run_command(ask + " --print-run-dir");
+  EXPECT_EQ(from_ini.exit_code, 0) << from_ini.output;
+  EXPECT_NE(from_ini.output.find(dir.file("from_ini") + "\n"), std::string::npos)
+      << from_ini.output;
+  // The command line wins, as in the run; nothing is created or trained.
+  const auto overridden = run_command(ask + " --run-dir " + dir.file("given") + " --print-run-dir");
+  EXPECT_NE(overridden.output.find(dir.file("given") + "\n"), std::string::npos)
+      << overridden.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("given")));
+  // Options that a run would refuse name no run dir.
+  const auto refused = run_command(ask + " --steps -1 --print-run-dir");
+  EXPECT_NE(refused.exit_code, 0) << refused.output;
+  EXPECT_EQ(refused.output.find(dir.file("from_ini")), std::string::npos) << refused.output;
 }
 
 const std::vector<std::pair<std::string, std::string>> kTrainScripts = {
@@ -270,7 +318,7 @@ TEST(Scripts, SbatchScriptsPassOptionsThroughAndFitTheLauncher) {
       EXPECT_EQ(calls.find("--cpu-bind"), std::string::npos) << calls;
     }
   }
-  // The preemption code comes from include/dae/signals.hpp only: no script spells it out.
+  // The preemption code comes from dae_dist --print-exit-codes only: no script spells it out.
   const auto literal = run_command(
       "cd " + std::string(DAE_SOURCE_DIR) + " && sed 's/#.*//' slurm/train_*.sbatch "
       "launch/job_control.sh launch/resume_loop.sh | grep -w " + std::to_string(kExitPreempted));
@@ -279,36 +327,46 @@ TEST(Scripts, SbatchScriptsPassOptionsThroughAndFitTheLauncher) {
 
 TEST(Scripts, AStopThatReachedTheLauncherItselfStillCountsAsPreempted) {
   // mpirun signalled directly (scancel signals every process, Ctrl-C the process group) exits 1
-  // after its ranks wrote the checkpoint and exited 75: rank 0's stop line decides.
+  // after its ranks wrote the checkpoint and exited 75: the ranks' RUN_DIR/stopped.json decides.
   for (const auto& [script, launcher] : kTrainScripts) {
     TempDir dir;
-    write_fakes(dir.path(), "1\n", kStopLine);
-    const auto result = run_command(sbatch(dir.path(), script, "configs/seed.ini"));
+    const std::string run = dir.file("run");
+    write_fakes(dir.path(), "1\n", fake_stop_record(run));
+    const auto result =
+        run_command(sbatch(dir.path(), script, "configs/seed.ini --run-dir " + run));
     EXPECT_EQ(result.exit_code, kExitPreempted) << script << ": " << result.output;
     EXPECT_NE(read_text(dir.path() / "calls").find("scontrol requeue 4242"), std::string::npos);
     EXPECT_NE(result.output.find("report this planned exit, not a failure"), std::string::npos)
         << result.output;
+    EXPECT_NE(result.output.find(run + "/checkpoints/ckpt_00000040.h5 at step 40"),
+              std::string::npos)
+        << result.output;
   }
-  // Without the stop line, an exit of 1 is a failure.
+  // Without a record of this launch, an exit of 1 is a failure: an earlier launch's stopped.json
+  // (older than this launch) does not count.
   TempDir failed;
+  const std::string run = failed.file("run");
+  ASSERT_EQ(run_command(fake_stop_record(run) + " && touch -d '1 hour ago' " + run + "/" +
+                        kStoppedFile).exit_code, 0);
   write_fakes(failed.path(), "1\n", "echo 'rank 1: data.h5: read failed'");
-  EXPECT_EQ(run_command(sbatch(failed.path(), "train_single_node.sbatch", "")).exit_code, 1);
+  const auto result = run_command(sbatch(failed.path(), "train_single_node.sbatch",
+                                         "--run-dir " + run));
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_EQ(read_text(failed.path() / "calls").find("scontrol requeue"), std::string::npos);
 }
 
 TEST(Scripts, SigtermToTheBatchShellStopsTheRanksAndIsNotRequeued) {
   for (const auto& [script, launcher] : kTrainScripts) {
     TempDir dir;
     // The launcher runs until the script forwards the stop to it (as SIGUSR1, which mpirun and
-    // srun pass to every rank), then writes a checkpoint and exits 1 without passing rank 0's
-    // stop line on, as mpirun does when scancel's SIGTERM reached it too: the checkpoint, newer
-    // than the signal, in the run-dir of the effective configuration, decides.
+    // srun pass to every rank), then its ranks leave their stopped.json and it exits 1, as
+    // mpirun does when scancel's SIGTERM reached it too: the record decides.
     const std::string run = dir.file("run");
     write_fakes(dir.path(), "1\n",
-                "echo '  run-dir            " + run + "'; sleep 20 & s=$!; trap 'kill $s; mkdir -p " +
-                    run + "/checkpoints; : > " + run + "/checkpoints/ckpt_00000040.h5; exit $rc' "
-                    "USR1; wait; exit 9");
+                "stop() { kill $s; " + fake_stop_record(run) + "; exit $rc; }; sleep 20 & s=$!; "
+                "trap stop USR1; wait; exit 9");
     const auto result = run_command(
-        "( " + sbatch(dir.path(), script, "configs/seed.ini") + " & job=$!; " +
+        "( " + sbatch(dir.path(), script, "configs/seed.ini --run-dir " + run) + " & job=$!; " +
         "for i in $(seq 100); do [ -s " + (dir.path() / "calls").string() +
         " ] && break; sleep 0.1; done; sleep 0.5; kill -TERM $job; wait $job; echo EXIT=$? )");
     EXPECT_NE(result.output.find("EXIT=" + std::to_string(kExitPreempted)), std::string::npos)
@@ -324,8 +382,10 @@ TEST(Scripts, SigtermToTheBatchShellStopsTheRanksAndIsNotRequeued) {
 TEST(Scripts, ResumeLoopRestartsWhileExitCodeIsSeventyFive) {
   TempDir dir;
   write_fakes(dir.path(), "75\n75\n0\n");
-  const auto result = run_command("PATH=" + dir.path().string() + ":$PATH bash " +
-                                  DAE_SOURCE_DIR + "/launch/resume_loop.sh --config x.ini");
+  const std::string loop = " DAE_BUILD=" + kBuild + " bash " + DAE_SOURCE_DIR +
+                           "/launch/resume_loop.sh";
+  const auto result = run_command("PATH=" + dir.path().string() + ":$PATH" + loop +
+                                  " --config x.ini");
   EXPECT_EQ(result.exit_code, 0) << result.output;
   const std::string calls = read_text(dir.path() / "calls");
   EXPECT_EQ(std::count(calls.begin(), calls.end(), '\n'), 3) << calls;
@@ -333,16 +393,17 @@ TEST(Scripts, ResumeLoopRestartsWhileExitCodeIsSeventyFive) {
 
   TempDir limited;
   write_fakes(limited.path(), "75\n75\n75\n75\n");
-  const auto gave_up = run_command("DAE_MAX_RESTARTS=2 PATH=" + limited.path().string() +
-                                   ":$PATH bash " + DAE_SOURCE_DIR + "/launch/resume_loop.sh");
+  const auto gave_up =
+      run_command("DAE_MAX_RESTARTS=2 PATH=" + limited.path().string() + ":$PATH" + loop);
   EXPECT_EQ(gave_up.exit_code, 75) << gave_up.output;
   EXPECT_NE(gave_up.output.find("giving up"), std::string::npos) << gave_up.output;
 
   // mpirun's own exit 1 after its ranks stopped at a checkpoint is a preemption too.
   TempDir signalled;
-  write_fakes(signalled.path(), "1\n0\n", kStopLine);
-  const auto restarted = run_command("PATH=" + signalled.path().string() + ":$PATH bash " +
-                                     DAE_SOURCE_DIR + "/launch/resume_loop.sh");
+  const std::string run = signalled.file("run");
+  write_fakes(signalled.path(), "1\n0\n", fake_stop_record(run));
+  const auto restarted = run_command("PATH=" + signalled.path().string() + ":$PATH" + loop +
+                                     " --data d.h5 --run-dir " + run);
   EXPECT_EQ(restarted.exit_code, 0) << restarted.output;
   EXPECT_EQ(testing::count_of(read_text(signalled.path() / "calls"), "mpirun "), 2u)
       << restarted.output;

@@ -3,13 +3,13 @@
 # module): LibTorch from `python3 -c 'import torch; print(torch.utils.cmake_prefix_path)'`.
 # Open MPI, HDF5, Boost.Program_options, GoogleTest, libpng and MathGL come from the system when
 # present; otherwise (or with DAE_USE_DEBS=1) from Debian packages in deps/debs (made by
-# launch/fetch_debs.sh elsewhere), unpacked into deps/prefix — never into /. The environment that
-# runs them (OPAL_PREFIX, PATH, LD_LIBRARY_PATH) is then written to deps/env.sh: source it before
-# running mpirun or the programs (launch/gpu_check.sh does).
-# Usage: launch/build_gpu_node.sh [--check-only] [extra cmake options]; PYTHON=... picks the
+# launch/dev/fetch_debs.sh elsewhere), unpacked into deps/prefix — never into /. The environment
+# that runs them (OPAL_PREFIX, PATH, LD_LIBRARY_PATH) is then written to deps/env.sh: source it
+# before running mpirun or the programs (launch/dev/gpu_check.sh does).
+# Usage: launch/dev/build_gpu_node.sh [--check-only] [extra cmake options]; PYTHON=... picks the
 # interpreter. --check-only stops after the checks of torch and the CUDA toolkit.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 check_only=0
 [ "${1:-}" = --check-only ] && { check_only=1; shift; }
@@ -69,7 +69,7 @@ if [ "${DAE_USE_DEBS:-0}" = 1 ] || ! have_system_deps; then
   debs=$DAE_ROOT/deps/debs
   local_prefix=$DAE_ROOT/deps/prefix
   ls "$debs"/*.deb >/dev/null 2>&1 ||
-    { echo "build_gpu_node: system libraries missing and no $debs/*.deb; run launch/fetch_debs.sh on a machine with the Debian mirror" >&2; exit 1; }
+    { echo "build_gpu_node: system libraries missing and no $debs/*.deb; run launch/dev/fetch_debs.sh on a machine with the Debian mirror" >&2; exit 1; }
   mkdir -p "$local_prefix"
   for deb in "$debs"/*.deb; do unpack_deb "$deb" "$local_prefix"; done
   usr=$local_prefix/usr

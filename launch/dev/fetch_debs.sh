@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # On a machine with Debian 12's package mirror: downloads the Debian packages dae_dist needs
-# besides LibTorch into deps/debs/, for launch/build_gpu_node.sh to unpack on a GPU node that
+# besides LibTorch into deps/debs/, for launch/dev/build_gpu_node.sh to unpack on a GPU node that
 # has a PyTorch but lacks them (and may have no network).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 # The -dev packages (headers, CMake files) and the shared libraries they and their libraries need
 # at run time, down to what every Debian or Ubuntu base system has (libc6, libstdc++6, zlib1g...).

@@ -5,10 +5,10 @@
 # sharing a GPU on the MPI backend; a shared GPU refused without --share-gpus), NCCL's failure
 # paths where there are two GPUs, and the GPU benchmark at batch 50 and 1024 (eager, CUDA graph,
 # graph + bf16) with --profile; then a summary.
-# Usage: launch/gpu_check.sh [--plan]: --plan prints which steps would run or be skipped, and
+# Usage: launch/dev/gpu_check.sh [--plan]: --plan prints which steps would run or be skipped, and
 # why, without running any.
 set -uo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 cd "$DAE_ROOT"
 plan_only=0
 [ "${1:-}" = --plan ] && plan_only=1
@@ -49,7 +49,7 @@ skip() {  # skip NAME REASON
 when() { local reason=$1; shift; if [ -n "$reason" ]; then skip "$1" "$reason"; else step "$@"; fi; }
 mpi() { mpirun $(mpirun_flags "$1") --bind-to none -np "$@"; }
 
-step build launch/build_gpu_node.sh
+step build launch/dev/build_gpu_node.sh
 # Where the build took Open MPI and the rest from unpacked Debian packages, run with them too.
 [ -f deps/env.sh ] && source deps/env.sh
 [ -f data/mnist.h5 ] || step data launch/get_data.sh ${DAE_IDX_DIR:+"$DAE_IDX_DIR"}
@@ -109,10 +109,11 @@ stuck_reason=$two_gpus
 [ -z "$stuck_reason" ] && ! "$DAE_BUILD/dae_dist" --help 2>/dev/null | grep -q collective-timeout &&
   stuck_reason="this dae_dist has no --collective-timeout"
 when "$stuck_reason" nccl_stuck_peer nccl_stuck_peer
-# SIGUSR1 while the step runs as a CUDA graph: exit 75 with a checkpoint (the stop flag goes
-# through the graph's all-reduce), then --resume auto continues from it for 100 more steps.
+# SIGUSR1 while the step runs as a CUDA graph: exit with the preempted code and a checkpoint (the
+# stop flag goes through the graph's all-reduce), then --resume auto continues from it for 100
+# more steps.
 stop_and_resume() {
-  local run=runs/gpu_stop job code saved
+  local run=runs/gpu_stop job code preempted saved
   rm -rf "$run"
   mpirun $(mpirun_flags 1) --bind-to none -np 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini \
     --run-dir "$run" --steps 10000000 --cuda-graph --log-every 1000 &
@@ -120,9 +121,11 @@ stop_and_resume() {
   sleep 30
   kill -USR1 "$job"
   wait "$job"; code=$?
-  [ "$code" = 75 ] || { echo "stop_and_resume: exit $code, expected 75"; return 1; }
-  saved=$(ls "$run"/checkpoints/ckpt_*.h5 | tail -n 1 | sed 's/.*ckpt_0*\([0-9]*\)\.h5/\1/')
-  echo "stop_and_resume: stopped with a checkpoint at step $saved"
+  preempted=$(dae_exit_code preempted)
+  [ "$code" = "$preempted" ] || { echo "stop_and_resume: exit $code, expected $preempted"; return 1; }
+  saved=$(dae_stopped_field "$run" step)
+  [ -n "$saved" ] || { echo "stop_and_resume: no $run/stopped.json"; return 1; }
+  echo "stop_and_resume: stopped with checkpoint $(dae_stopped_field "$run" checkpoint) at step $saved"
   mpi 1 "$DAE_BUILD/dae_dist" --config configs/gpu.ini --run-dir "$run" --cuda-graph \
     --resume auto --steps $((saved + 100)) --log-every 50
 }

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# The hardening checks (fuzz/README.md), after launch/setup.sh: a clang build with
+# The hardening checks (fuzz/README.md), after launch/dev/setup.sh: a clang build with
 # AddressSanitizer + UndefinedBehaviorSanitizer and the libFuzzer targets in build-san/, its
 # tests (unit, 2-rank, faults, fuzz replays), then every fuzz target for DAE_FUZZ_SECONDS (45) s.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 DAE_SAN_BUILD=${DAE_SAN_BUILD:-$DAE_ROOT/build-san}
-cmake -S "$DAE_ROOT" -B "$DAE_SAN_BUILD" -G Ninja -DDAE_PYTHON="$DAE_VENV/bin/python" \
-  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DDAE_FUZZ=ON > "$DAE_SAN_BUILD.cmake.log" 2>&1 || { cat "$DAE_SAN_BUILD.cmake.log"; exit 1; }
+# The `asan` preset (CMakePresets.json): clang, RelWithDebInfo, DAE_FUZZ=ON (implies DAE_SANITIZE).
+cmake -S "$DAE_ROOT" --preset asan -B "$DAE_SAN_BUILD" -DDAE_PYTHON="$DAE_VENV/bin/python" \
+  > "$DAE_SAN_BUILD.cmake.log" 2>&1 || { cat "$DAE_SAN_BUILD.cmake.log"; exit 1; }
 cmake --build "$DAE_SAN_BUILD"
 
 status=0

@@ -2,13 +2,13 @@
 # Installs what is missing (Debian packages, the pinned torch wheel into .venv) and builds
 # build/dae_prepare and build/dae_dist. Safe to run again: it skips what is already there.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 DEBIAN_PACKAGES=(build-essential cmake ninja-build python3 python3-venv curl ca-certificates
   libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools libboost-program-options-dev libgtest-dev
   zlib1g-dev libpng-dev libmgl-dev dataset-fashion-mnist chromium
   libonnx-dev libprotobuf-dev nlohmann-json3-dev  # dae_export: ONNX (optional) and safetensors
-  clang libclang-rt-14-dev)  # the sanitizer and libFuzzer build of launch/hardening.sh
+  clang libclang-rt-14-dev)  # the sanitizer and libFuzzer build of launch/dev/hardening.sh
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -31,6 +31,8 @@ if ! "$DAE_VENV/bin/python" -c "import torch, h5py, numpy, tensorboard, onnxrunt
   "$DAE_VENV/bin/pip" install -q -r "$DAE_ROOT/launch/requirements.txt"
 fi
 
-cmake -S "$DAE_ROOT" -B "$DAE_BUILD" -G Ninja -DDAE_PYTHON="$DAE_VENV/bin/python" > "$DAE_BUILD.cmake.log" 2>&1 ||
+# The `release` preset (CMakePresets.json), in $DAE_BUILD, with the Python whose torch we installed.
+cmake -S "$DAE_ROOT" --preset release -B "$DAE_BUILD" -DDAE_PYTHON="$DAE_VENV/bin/python" \
+  > "$DAE_BUILD.cmake.log" 2>&1 ||
   { cat "$DAE_BUILD.cmake.log"; exit 1; }
 cmake --build "$DAE_BUILD"

@@ -245,8 +245,8 @@ int train(dae::MpiComm& world, int argc, char** argv) {
       if (config.global_batch_size > 0)
         config.batch_size = dae::per_rank_batch(config, world.size());
     });
-  } catch (const dae::HelpRequested& help) {
-    if (world.rank() == 0) std::fputs(help.text.c_str(), stdout);
+  } catch (const dae::InfoRequested& info) {
+    if (world.rank() == 0) std::fputs(info.text.c_str(), stdout);
     return 0;
   }
   world.set_collective_timeout(config.collective_timeout_s);

@@ -13,6 +13,7 @@
 
 #include "dae/core/error.hpp"
 #include "dae/core/files.hpp"
+#include "dae/core/signals.hpp"
 
 namespace dae {
 
@@ -322,7 +323,15 @@ const std::vector<Option>& options_table() {
 po::options_description boost_options(std::map<std::string, std::string>& raw) {
   const Config defaults;
   po::options_description options("dae_dist options (INI keys are the same names without --)");
+  const std::string exit_codes_help =
+      "print the exit codes that scripts act on, one NAME=VALUE line each, and exit (preempted=" +
+      std::to_string(kExitPreempted) + ": stopped on a signal after writing a checkpoint; run "
+      "again with --resume auto)";
   options.add_options()("help", "print this help and exit")(
+      "print-exit-codes", exit_codes_help.c_str())(
+      "print-run-dir",
+      "check the other options, print the run directory they name and exit (the folder of "
+      "checkpoints/ and stopped.json)")(
       "config", po::value(&raw["config"]), "INI file of options; the command line wins");
   for (const Option& option : options_table()) {
     auto* value = po::value(&raw[option.name]);
@@ -389,8 +398,10 @@ Config parse_config(int argc, const char* const* argv) {
     if (values.count("help")) {
       std::ostringstream text;
       text << options;
-      throw HelpRequested{text.str()};
+      throw InfoRequested{text.str()};
     }
+    if (values.count("print-exit-codes"))
+      throw InfoRequested{"preempted=" + std::to_string(kExitPreempted) + "\n"};
     if (values.count("config")) {
       const std::string path = values["config"].as<std::string>();
       // A directory reads as empty and /dev/zero or a FIFO never ends: regular files only.
@@ -416,6 +427,8 @@ Config parse_config(int argc, const char* const* argv) {
     throw_config_error("virtual-shards: needs global-batch-size (per-rank mode, the default, "
                        "has no virtual shards)");
   add_clean_and_training_levels(config);
+  // Last: the answer is the run directory of a command line that would start.
+  if (values.count("print-run-dir")) throw InfoRequested{config.run_dir + "\n"};
   return config;
 }
 

@@ -152,4 +152,21 @@ std::string json_number(double value) {
   return text;
 }
 
+std::string json_string(const std::string& text) {
+  std::string quoted = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+      quoted += escaped;
+    } else {
+      quoted += c;  // bytes >= 0x80 pass as they are: UTF-8 stays valid JSON
+    }
+  }
+  return quoted + '"';
+}
+
 }  // namespace dae

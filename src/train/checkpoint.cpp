@@ -11,6 +11,7 @@
 #include "dae/core/config.hpp"
 #include "dae/core/error.hpp"
 #include "dae/core/files.hpp"
+#include "dae/core/signals.hpp"
 #include "dae/train/fused_adam.hpp"
 #include "dae/io/h5.hpp"
 
@@ -182,6 +183,7 @@ void write_checkpoint_file(const std::string& path, torch::nn::Module& model,
 Checkpointer::Checkpointer(const Communicator& comm, std::string run_dir, long keep,
                            std::string config_text)
     : comm_(comm),
+      run_dir_(run_dir),
       directory_((fs::path(run_dir) / "checkpoints").string()),
       keep_(keep),
       config_text_(std::move(config_text)) {}
@@ -248,6 +250,23 @@ std::string Checkpointer::save(torch::nn::Module& model, torch::optim::Adam& opt
     }
   });
   return path;
+}
+
+void Checkpointer::record_stop(std::int64_t step, const std::string& checkpoint) {
+  comm_.run_collectively([&] {
+    if (comm_.rank() != 0) return;
+    // Absolute: the record names the file whatever directory its reader runs in.
+    write_file_durably((fs::path(run_dir_) / kStoppedFile).string(),
+                       "{\n  \"step\": " + std::to_string(step) + ",\n  \"checkpoint\": " +
+                           json_string(fs::absolute(checkpoint).string()) +
+                           ",\n  \"exit_code\": " + std::to_string(kExitPreempted) + "\n}\n");
+  });
+}
+
+void Checkpointer::clear_stop_record() {
+  comm_.run_collectively([&] {
+    if (comm_.rank() == 0) fs::remove(fs::path(run_dir_) / kStoppedFile);
+  });
 }
 
 CheckpointData load_checkpoint(const std::string& path, torch::nn::Module& model,

@@ -394,6 +394,10 @@ FitResult Trainer::fit() {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
 
+  // An earlier run's stop record is history once this run trains on: left in place, it would
+  // tell a script that this run, too, stopped at that checkpoint (after a crash, say).
+  if (checkpointer_ != nullptr) checkpointer_->clear_stop_record();
+
   double warm_at = -1;  // seconds when kWarmupSteps were done
   while (state_.step < config_.steps) {
     advance();
@@ -402,6 +406,7 @@ FitResult Trainer::fit() {
                            state_.step == config_.steps;
     if (checkpointer_ != nullptr && read_stop && gradients_.stop_requested()) {
       const std::string path = save_checkpoint();
+      checkpointer_->record_stop(state_.step, path);
       if (comm_.rank() == 0)
         std::printf("stop signal: checkpoint %s written at step %lld, exiting with %d\n",
                     path.c_str(), static_cast<long long>(state_.step), kExitPreempted);

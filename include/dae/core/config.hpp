@@ -180,14 +180,17 @@ inline constexpr double kMaxNoiseLevel = 100;       // gaussian c (pixels are in
 inline constexpr double kMaxAdamBeta = 0.999999;
 inline constexpr std::uint64_t kMaxConfigFileBytes = 1 << 20;
 
-// Thrown for --help: the caller prints `text` and exits 0.
-struct HelpRequested {
+// Thrown for the options that ask instead of train: the caller prints `text` and exits 0.
+// --help: the options. --print-exit-codes: the exit codes scripts act on, NAME=VALUE lines
+// (preempted=<kExitPreempted>). --print-run-dir: the run directory that the other options name,
+// after they all passed validation. Scripts ask these instead of reading the source or the log.
+struct InfoRequested {
   std::string text;
 };
 
 // Reads `--config FILE` (INI, `key = value`, no sections) and the command line; the command
 // line wins. Validates every value once. Throws dae::Error with one line naming the option and
-// the problem, or HelpRequested.
+// the problem, or InfoRequested.
 Config parse_config(int argc, const char* const* argv);
 
 // The effective configuration as an aligned two-column table (rank 0 prints it at start and

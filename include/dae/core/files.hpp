@@ -1,6 +1,6 @@
 // defines: dae::write_file_durably (the one way every output file reaches its final name),
 //          dae::RunDirLock, dae::read_small_regular_file, dae::require_regular_file,
-//          dae::json_number
+//          dae::json_number, dae::json_string
 #pragma once
 
 #include <cstddef>
@@ -50,5 +50,8 @@ class RunDirLock {
 
 // A JSON number with enough digits to round-trip a double; null for NaN and infinities.
 std::string json_number(double value);
+// A JSON string literal of `text`, quotes included: `"` and `\` escaped, control characters as
+// \u00XX (a path may hold any byte but NUL and `/`).
+std::string json_string(const std::string& text);
 
 }  // namespace dae

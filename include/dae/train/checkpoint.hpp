@@ -1,5 +1,5 @@
-// defines: dae::Checkpointer (atomic HDF5 checkpoints of model, Adam and TrainState),
-//          dae::load_checkpoint, dae::list_checkpoints
+// defines: dae::Checkpointer (atomic HDF5 checkpoints of model, Adam and TrainState, and the
+//          record of a stop, dae::kStoppedFile), dae::load_checkpoint, dae::list_checkpoints
 #pragma once
 
 #include <torch/torch.h>
@@ -40,6 +40,18 @@ struct CheckpointData {
   std::string config_text;  // describe_config() of the run that wrote it ("" if absent)
 };
 
+// RUN_DIR/stopped.json: how a training run that a stop signal ended left the run dir, for the
+// scripts that launched it (launch/job_control.sh), whatever the launcher's own exit code says.
+// One key per line:
+//   {
+//     "step": 40,
+//     "checkpoint": "/abs/run/checkpoints/ckpt_00000040.h5",
+//     "exit_code": 75
+//   }
+// exit_code is dae::kExitPreempted, what every rank then exits with. Only the latest training
+// run in the run dir has one: the next one removes it as it starts (Checkpointer methods below).
+inline constexpr const char* kStoppedFile = "stopped.json";
+
 // Saves on rank 0 after gathering every rank's TrainState; writes RUN_DIR/checkpoints/
 // ckpt_<step, 8 digits>.h5 with write_file_durably, then prunes the oldest
 // beyond `keep`. Collective: a failure (disk full) is reported on every rank.
@@ -49,10 +61,16 @@ class Checkpointer {
   // Returns the path written.
   std::string save(torch::nn::Module& model, torch::optim::Adam& optimizer,
                    const TrainState& state);
+  // Writes RUN_DIR/stopped.json for a stop at `step` whose checkpoint save() wrote to
+  // `checkpoint`, durably. Collective.
+  void record_stop(std::int64_t step, const std::string& checkpoint);
+  // Removes an earlier run's RUN_DIR/stopped.json, if any. Collective.
+  void clear_stop_record();
 
  private:
   const Communicator& comm_;
-  std::string directory_;
+  std::string run_dir_;
+  std::string directory_;  // RUN_DIR/checkpoints
   long keep_;
   std::string config_text_;
 };

@@ -93,8 +93,8 @@ class Trainer {
   double step();
   // Runs from state().step to config.steps, printing progress on rank 0, checkpointing every
   // config.checkpoint_every steps and at the end, evaluating every config.eval_every steps.
-  // On a stop signal (any rank) it checkpoints at
-  // the step boundary and returns with `stopped`.
+  // With a checkpointer, on a stop signal (any rank) it checkpoints at the step boundary, records
+  // the stop (Checkpointer::record_stop) and returns with `stopped`.
   FitResult fit();
   // Continues a checkpointed run: the step, and this rank's data position and noise stream when
   // the world size and the generator's kind (CPU or CUDA) are the ones saved; otherwise
