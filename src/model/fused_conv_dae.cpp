@@ -111,6 +111,18 @@ void weight_gradient(int rows, int cols, std::int64_t depth, const float* a,
   }
 }
 
+// Where fused_forward leaves each layer of `samples` images of H x W (NHWC rows), and its
+// scratch; sizes in floats, with pixels = samples * H * W.
+struct ConvForwardBuffers {
+  float* image_rows;    // [pixels / 4, 25]     im2col of the input
+  float* hidden1;       // [pixels / 4, 16]     after encoder1 + ReLU
+  float* hidden1_rows;  // [pixels / 16, 400]   im2col of hidden1
+  float* code;          // [pixels / 16, 32]    the code
+  float* coarse_cols;   // [pixels / 16, 400]   decoder1's columns
+  float* hidden3;       // [pixels / 4, 16]     after decoder1 + ReLU
+  float* fine_cols;     // [pixels / 4, 25]     decoder2's columns
+};
+
 }  // namespace
 
 // A step goes through the batch in equal parts of at most kPartSamples, each part forward and
@@ -173,8 +185,11 @@ void ConvForwardWeights::pack(const ConvDaeImpl& model) {
   output_activation = model.output_activation;
 }
 
-void fused_forward(const ConvForwardWeights& weights, const float* images, int samples,
-                   int height, int width, const ConvForwardBuffers& buffers, float* output) {
+// The network's output for `samples` images [samples, H, W] into `output`, on the calling
+// thread: the step's forward pass, layer by layer with dae::kernels.
+static void fused_forward(const ConvForwardWeights& weights, const float* images, int samples,
+                          int height, int width, const ConvForwardBuffers& buffers,
+                          float* output) {
   const std::int64_t pixels = static_cast<std::int64_t>(samples) * height * width;
   const std::int64_t fine_rows = pixels / 4, code_rows = pixels / 16;
   const int half_height = height / 2, half_width = width / 2;

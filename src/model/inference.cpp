@@ -21,10 +21,10 @@ int round_up(int value, int multiple) { return (value + multiple - 1) / multiple
 // input (one row of im2col at a time), and each transposed convolution a product per input row
 // whose columns are added into the output rows they reach. What stays in memory is the layers'
 // activations, ≈ 12 floats per input pixel against the 72 of the training step's layer-at-a-time
-// forward (fused_forward), so a large image streams through the caches instead of writing and
-// reading 25-fold copies of its layers (a 1024 x 1024 image: 34 ms, against 81 ms that way, at
+// forward (FusedConvDaeStep), so a large image streams through the caches instead of writing and
+// reading 25-fold copies of its layers (a 1024 x 1024 image: 38 ms, against 81 ms that way, at
 // 2 threads on a 2-core AMD EPYC, 2026-12-07: docs/inference-speed.md). The sums run in
-// fused_forward's order, so digits get the training forward's bits.
+// FusedConvDaeStep's order, so digits get the training forward's bits.
 class StreamedForward {
  public:
   StreamedForward(const ConvForwardWeights& weights, int height, int width)

@@ -1,6 +1,6 @@
 // defines: dae::FusedConvDaeStep (the seed network's training step on the CPU without autograd),
 //          dae::make_fused_step (whether config.kernels asks for it here), dae::ConvForwardWeights
-//          and dae::fused_forward (the forward pass alone, on images of any size)
+//          (the forward weights in the kernels' layouts, shared with model/inference)
 #pragma once
 
 #include <torch/torch.h>
@@ -25,24 +25,6 @@ struct ConvForwardWeights {
   const float* bias2 = nullptr;  // encoder2's bias [32]
   Activation output_activation = Activation::kNone;
 };
-
-// Where fused_forward leaves each layer of `samples` images of H x W (NHWC rows), and its
-// scratch; sizes in floats, with pixels = samples * H * W.
-struct ConvForwardBuffers {
-  float* image_rows;    // [pixels / 4, 25]     im2col of the input
-  float* hidden1;       // [pixels / 4, 16]     after encoder1 + ReLU
-  float* hidden1_rows;  // [pixels / 16, 400]   im2col of hidden1
-  float* code;          // [pixels / 16, 32]    the code
-  float* coarse_cols;   // [pixels / 16, 400]   decoder1's columns
-  float* hidden3;       // [pixels / 4, 16]     after decoder1 + ReLU
-  float* fine_cols;     // [pixels / 4, 25]     decoder2's columns
-};
-
-// The network's output for `samples` images [samples, H, W] (H and W multiples of 4) into
-// `output` [samples, H, W], on the calling thread: the training step's forward pass, layer by
-// layer with dae::kernels, for any image size.
-void fused_forward(const ConvForwardWeights& weights, const float* images, int samples,
-                   int height, int width, const ConvForwardBuffers& buffers, float* output);
 
 // Forward, MSE loss and backward of ConvDaeImpl on the CPU, written out by hand with
 // dae::kernels (cpu_kernels.hpp): activations stay NHWC in buffers allocated once, for a part of
